@@ -1,0 +1,148 @@
+"""Data loading (real files, offline errors), profiles and the training loop with checkpoints."""
+import os
+import socket
+from pathlib import Path
+
+import pytest
+import torch
+
+from utils import data as course_data
+from utils.data import DataNotFoundError, TensorBatches, fashion_mnist, fashion_mnist_tensors
+from utils.profiles import PROFILES, get_profile, train_plan
+from utils.training import History, checkpoint_path, load_checkpoint, train
+
+
+def test_data_dir_follows_the_setting(monkeypatch, tmp_path):
+    monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path))
+    assert course_data.data_dir() == tmp_path.resolve()
+    monkeypatch.delenv("COURSE_DATA_DIR")
+    assert course_data.data_dir() == (course_data.COURSE_ROOT / "data").resolve()
+
+
+def test_both_routes_give_the_same_images(course_environment):
+    tensors = fashion_mnist_tensors(img_size=16)
+    dataset = fashion_mnist(img_size=16, flip=False)
+    assert len(tensors) == len(dataset)
+    assert tensors.images.shape[1:] == (1, 16, 16)
+    assert tensors.images.min() >= -1 and tensors.images.max() <= 1
+    for i in (0, len(dataset) - 1):
+        image, label = dataset[i]
+        assert image.shape == (1, 16, 16)
+        assert int(label) == int(tensors.labels[i])
+        # PIL's and torch's antialiased bilinear resize agree to within a few grey levels.
+        assert (image - tensors.images[i]).abs().max() < 0.05
+
+
+def test_train_and_test_sets_are_joined(course_environment):
+    from torchvision import datasets
+    n = sum(len(datasets.FashionMNIST(course_environment, train=s)) for s in (True, False))
+    assert len(fashion_mnist_tensors()) == n
+
+
+def test_missing_data_offline_says_where_to_put_it(tmp_path):
+    with pytest.raises(DataNotFoundError) as info:
+        fashion_mnist_tensors(root=tmp_path, download=False)
+    message = str(info.value)
+    assert str(tmp_path / "FashionMNIST" / "raw") in message
+    assert "COURSE_DATA_DIR" in message and "train-images-idx3-ubyte" in message
+
+
+def test_failed_download_becomes_a_clear_error(tmp_path, monkeypatch):
+    def no_network(*args, **kwargs):
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    with pytest.raises(DataNotFoundError, match="could not be downloaded"):
+        fashion_mnist_tensors(root=tmp_path, download=True)
+
+
+def test_tensor_batches_shuffle_flip_and_repeat():
+    images = torch.arange(2 * 4 * 4, dtype=torch.float32).reshape(2, 1, 4, 4).repeat(5, 1, 1, 1)
+    data = course_data.ImageTensors(images, torch.arange(10))
+    batches = TensorBatches(data, batch_size=4, generator=torch.Generator().manual_seed(0))
+    assert len(batches) == 2
+    first = [(x.clone(), y.clone()) for x, y in batches]
+    assert all(x.shape == (4, 1, 4, 4) for x, _ in first)
+    flipped = sum(not torch.equal(x[i], images[y[i]]) for x, y in first for i in range(4))
+    assert 0 < flipped < 8  # some images flipped, some not
+    for x, y in first:
+        for i in range(4):
+            assert torch.equal(x[i], images[y[i]]) or torch.equal(x[i], images[y[i]].flip(-1))
+    again = TensorBatches(data, batch_size=4, generator=torch.Generator().manual_seed(0))
+    assert all(torch.equal(a[1], b[1]) for a, b in zip(first, again))
+    assert len(TensorBatches(data, batch_size=4, drop_last=False)) == 3
+
+
+def test_profiles(monkeypatch):
+    monkeypatch.delenv("COURSE_PROFILE", raising=False)
+    monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")
+    assert get_profile().name == "grade"
+    monkeypatch.setenv("COURSE_PROFILE", "fast")
+    assert get_profile().name == "fast"
+    assert get_profile("full").name == "full"
+    monkeypatch.delenv("NBGRADER_EXECUTION")
+    monkeypatch.delenv("COURSE_PROFILE")
+    assert get_profile().name == ("full" if torch.cuda.is_available() else "fast")
+    with pytest.raises(ValueError, match="unknown profile 'quick'"):
+        get_profile("quick")
+    full = train_plan("03_Optimizations", PROFILES["full"])
+    assert (full.epochs, full.batch_size, full.lr, full.train_images) == (5, 128, 1e-3, None)
+    grade = train_plan("03_Optimizations", PROFILES["grade"])
+    assert grade.max_steps is not None and grade.train_images <= 512
+
+
+def _tiny_run(checkpoint, epochs=2, max_steps=None):
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 1)
+    xs = [torch.randn(8, 3) for _ in range(4)]
+    loss_fn = lambda m, x: (m(x) - x.sum(1, keepdim=True)).pow(2).mean()  # noqa: E731
+    history = train(model, loss_fn, xs, epochs=epochs, lr=0.05, checkpoint=checkpoint,
+                    max_steps=max_steps, progress=False)
+    return model, history
+
+
+def test_training_lowers_the_loss_and_checkpoints(tmp_path):
+    ckpt = tmp_path / "run.pt"
+    model, history = _tiny_run(ckpt, epochs=3)
+    assert history.completed and history.steps == 12 and history.epochs_done == 3
+    assert history.epoch_losses[-1] < history.epoch_losses[0]
+    assert ckpt.exists() and not ckpt.with_suffix(".pt.tmp").exists()
+    # A "kernel restart": the same call loads the finished run instead of training again.
+    model2, again = _tiny_run(ckpt, epochs=3)
+    assert again.resumed_from_checkpoint and again.steps == 12
+    assert torch.equal(model.weight, model2.weight)
+    restored = torch.nn.Linear(3, 1)
+    assert load_checkpoint(restored, ckpt).losses == history.losses
+    assert torch.equal(restored.weight, model.weight)
+
+
+def test_training_resumes_an_interrupted_run(tmp_path):
+    ckpt = tmp_path / "run.pt"
+    _tiny_run(ckpt, epochs=1)  # as if the kernel died after epoch 1 of a 1-epoch config
+    state = torch.load(ckpt, weights_only=True)
+    state["history"]["completed"] = False
+    state["config"]["epochs"] = 3
+    torch.save(state, ckpt)
+    _, history = _tiny_run(ckpt, epochs=3)
+    assert history.epochs_done == 3 and history.steps == 12
+
+
+def test_a_checkpoint_of_another_run_is_not_used(tmp_path):
+    ckpt = tmp_path / "run.pt"
+    _tiny_run(ckpt, epochs=1)
+    with pytest.warns(UserWarning, match="different run"):
+        _, history = _tiny_run(ckpt, epochs=2)
+    assert not history.resumed_from_checkpoint and history.steps == 8
+
+
+def test_max_steps_stops_early(tmp_path):
+    _, history = _tiny_run(None, epochs=5, max_steps=3)
+    assert history.steps == 3 and history.completed
+
+
+def test_checkpoint_path(monkeypatch, tmp_path):
+    monkeypatch.setenv("COURSE_CHECKPOINT_DIR", str(tmp_path))
+    assert checkpoint_path("unet", PROFILES["fast"]) == tmp_path / "unet-fast.pt"
+    assert checkpoint_path("unet", PROFILES["grade"]) is None
+    assert History().summary() == "no training steps yet"

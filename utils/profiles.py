@@ -1,0 +1,107 @@
+"""How big a run is: the same notebook trains for minutes on a laptop and for seconds when graded.
+
+- ``full``: the original course's hyperparameters, all 70,000 images; meant for a GPU.
+- ``fast``: a subset and fewer steps, so a 2-core laptop finishes each notebook in minutes.
+- ``grade``: a handful of steps on a small subset, so nbgrader grades a submission quickly.
+
+Choice, first match wins: the ``name`` argument, the ``COURSE_PROFILE`` environment variable,
+``grade`` while nbgrader executes the notebook (it sets ``NBGRADER_EXECUTION``), ``full`` when a
+CUDA GPU is present, else ``fast``.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from typing import Literal
+
+import torch
+
+ProfileName = Literal["full", "fast", "grade"]
+NOTEBOOKS = (
+    "01_UNets", "02_Diffusion_Models", "03_Optimizations",
+    "04_Classifier_Free_Diffusion", "05_CLIP", "06_Assessment",
+)
+
+
+@dataclass(frozen=True)
+class Profile:
+    """The size of the runs in a notebook.
+
+    Attributes:
+        name: full, fast or grade.
+        train_images: images to train on (None: all 70,000).
+        epochs: epochs to train (None: the notebook's own, from the original course).
+        max_steps: stop after this many optimizer steps in all (None: no limit).
+        batch_size: images per step (None: the notebook's own, 128).
+        n_samples: images to generate for a sample grid.
+        ablation_steps: optimizer steps for each model of an equal-budget comparison.
+    """
+
+    name: ProfileName
+    train_images: int | None
+    epochs: int | None
+    max_steps: int | None
+    batch_size: int | None
+    n_samples: int
+    ablation_steps: int
+
+
+PROFILES: dict[str, Profile] = {
+    "full": Profile("full", train_images=None, epochs=None, max_steps=None, batch_size=None,
+                    n_samples=32, ablation_steps=1500),
+    "fast": Profile("fast", train_images=6_400, epochs=2, max_steps=None, batch_size=64,
+                    n_samples=16, ablation_steps=60),
+    "grade": Profile("grade", train_images=256, epochs=1, max_steps=2, batch_size=32,
+                     n_samples=4, ablation_steps=2),
+}
+
+
+def get_profile(name: str | None = None) -> Profile:
+    """The profile to run with (see the module docstring for the order of choice)."""
+    name = name or os.environ.get("COURSE_PROFILE") or None
+    if name is None:
+        if os.environ.get("NBGRADER_EXECUTION"):
+            name = "grade"
+        else:
+            name = "full" if torch.cuda.is_available() else "fast"
+    if name not in PROFILES:
+        raise ValueError(
+            f"unknown profile {name!r}; choose one of {', '.join(PROFILES)} "
+            f"(check the COURSE_PROFILE environment variable)"
+        )
+    return PROFILES[name]
+
+
+@dataclass(frozen=True)
+class TrainPlan:
+    """Hyperparameters of one training run: the notebook's own, cut to the profile's size."""
+
+    epochs: int
+    batch_size: int
+    lr: float
+    train_images: int | None
+    max_steps: int | None
+
+
+# The original course's settings for each notebook's main training run (the full profile).
+ORIGINAL_PLANS = {
+    "01_UNets": TrainPlan(epochs=2, batch_size=128, lr=1e-4, train_images=None, max_steps=None),
+    "02_Diffusion_Models": TrainPlan(epochs=3, batch_size=128, lr=1e-3, train_images=None, max_steps=None),
+    "03_Optimizations": TrainPlan(epochs=5, batch_size=128, lr=1e-3, train_images=None, max_steps=None),
+    "04_Classifier_Free_Diffusion": TrainPlan(epochs=3, batch_size=128, lr=1e-3, train_images=None,
+                                              max_steps=None),
+}
+
+
+def train_plan(notebook: str, profile: Profile) -> TrainPlan:
+    """The training plan for ``notebook`` (one of ORIGINAL_PLANS) under ``profile``."""
+    if notebook not in ORIGINAL_PLANS:
+        raise ValueError(f"no training plan for {notebook!r}; known: {', '.join(ORIGINAL_PLANS)}")
+    plan = ORIGINAL_PLANS[notebook]
+    return replace(
+        plan,
+        epochs=profile.epochs or plan.epochs,
+        train_images=profile.train_images,
+        max_steps=profile.max_steps,
+        batch_size=profile.batch_size or plan.batch_size,
+    )

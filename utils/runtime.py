@@ -1,0 +1,41 @@
+"""Device choice and seeding: the only process-wide state the course touches."""
+from __future__ import annotations
+
+import os
+import random
+
+import torch
+
+
+def default_device() -> torch.device:
+    """The best device on this machine: CUDA, then Apple MPS, then the CPU.
+
+    Use it once, as a default, when a notebook creates its model; every function in ``utils``
+    reads the device from the tensors or modules it is given.
+    """
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def set_seed(seed: int) -> torch.Generator:
+    """Seed Python, NumPy and PyTorch (all devices); return a CPU generator with that seed.
+
+    Args:
+        seed: any integer in [0, 2**32).
+    """
+    if not isinstance(seed, int) or not 0 <= seed < 2**32:
+        raise ValueError(f"seed must be an integer in [0, 2**32), got {seed!r}")
+    os.environ["PYTHONHASHSEED"] = str(seed)
+    random.seed(seed)
+    torch.manual_seed(seed)  # seeds CUDA and MPS too
+    try:
+        import numpy
+    except ImportError:  # numpy is optional for the course code itself
+        pass
+    else:
+        numpy.random.seed(seed)
+    return torch.Generator().manual_seed(seed)
