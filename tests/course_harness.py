@@ -1,0 +1,138 @@
+"""A throw-away nbgrader course for tests: release, submit, autograde and read the scores,
+exactly as an instructor would, in a temporary folder; and a fast runner for trimmed notebooks.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+
+from conftest import ROOT
+from utils.release import clean_notebook, run_nbgrader
+
+CONFIG = """\
+c = get_config()
+c.CourseDirectory.root = {root!r}
+c.CourseDirectory.source_directory = "solutions"
+c.CourseDirectory.release_directory = "release"
+c.CourseDirectory.db_url = "sqlite:///{root}/gradebook.db"
+c.ClearSolutions.code_stub = {{"python": "# YOUR CODE HERE\\nraise NotImplementedError()"}}
+c.Execute.timeout = 300
+c.Execute.interrupt_on_timeout = True
+c.Execute.allow_errors = True
+"""
+
+
+def solution_path(assignment: str) -> Path:
+    return ROOT / "solutions" / assignment / f"{assignment}.ipynb"
+
+
+def released_path(assignment: str) -> Path:
+    return ROOT / "notebooks" / assignment / f"{assignment}.ipynb"
+
+
+def read(path: Path) -> dict:
+    return json.loads(Path(path).read_text())
+
+
+def nbgrader_meta(cell: dict) -> dict:
+    return cell.get("metadata", {}).get("nbgrader", {})
+
+
+def cells_by_grade_id(nb: dict) -> dict[str, dict]:
+    return {nbgrader_meta(c)["grade_id"]: c for c in nb["cells"] if nbgrader_meta(c).get("grade_id")}
+
+
+def solution_cells(nb: dict) -> dict[str, dict]:
+    return {k: c for k, c in cells_by_grade_id(nb).items() if nbgrader_meta(c).get("solution")}
+
+
+def test_cells(nb: dict) -> dict[str, dict]:
+    return {k: c for k, c in cells_by_grade_id(nb).items()
+            if nbgrader_meta(c).get("grade") and c["cell_type"] == "code"}
+
+
+@dataclass
+class Grades:
+    score: float
+    max_score: float
+    cells: dict[str, tuple[float, float]]  # grade_id -> (score, max_score)
+
+
+class TempCourse:
+    """An nbgrader course directory under ``root`` holding copies of the given assignments."""
+
+    def __init__(self, root: Path, assignments: list[str]):
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        (self.root / "nbgrader_config.py").write_text(CONFIG.format(root=str(self.root)))
+        for a in assignments:
+            shutil.copytree(ROOT / "solutions" / a, self.root / "solutions" / a,
+                            ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+
+    def release(self, assignment: str) -> Path:
+        run_nbgrader(["generate_assignment", assignment, "--force"], self.root)
+        path = self.root / "release" / assignment / f"{assignment}.ipynb"
+        clean_notebook(path)
+        return path
+
+    def submit(self, student: str, assignment: str, nb: dict) -> None:
+        folder = self.root / "submitted" / student / assignment
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{assignment}.ipynb").write_text(json.dumps(nb))
+
+    def autograde(self, assignment: str, student: str) -> Grades:
+        run_nbgrader(["autograde", assignment, "--student", student, "--force"], self.root)
+        from nbgrader.api import Gradebook
+
+        with Gradebook(f"sqlite:///{self.root}/gradebook.db") as gb:
+            submission = gb.find_submission(assignment, student)
+            notebook = gb.find_submission_notebook(assignment, assignment, student)
+            cells = {g.name: (g.score, g.max_score) for g in notebook.grades}
+            return Grades(submission.score, submission.max_score, cells)
+
+
+def fill_in(student_nb: dict, solution_nb: dict) -> dict:
+    """The student notebook with every answer cell replaced by the instructor's answer."""
+    nb = copy.deepcopy(student_nb)
+    answers = solution_cells(solution_nb)
+    for cell in nb["cells"]:
+        grade_id = nbgrader_meta(cell).get("grade_id")
+        if nbgrader_meta(cell).get("solution") and grade_id in answers:
+            cell["source"] = answers[grade_id]["source"]
+    return nb
+
+
+def is_slow(cell: dict) -> bool:
+    return "slow" in cell.get("metadata", {}).get("tags", [])
+
+
+def run_trimmed(nb: dict, until_grade_id: str, cwd: Path, timeout: int = 120) -> dict[str, str | None]:
+    """Execute ``nb`` up to and including cell ``until_grade_id``, skipping cells tagged "slow".
+
+    Returns, for each graded test cell that ran, None if it passed or the error's name and text.
+    """
+    cells = []
+    for cell in nb["cells"]:
+        if not is_slow(cell):
+            cells.append(cell)
+        if nbgrader_meta(cell).get("grade_id") == until_grade_id:
+            break
+    else:
+        raise KeyError(f"no cell with grade_id {until_grade_id!r}")
+    trimmed = nbformat.from_dict({**nb, "cells": copy.deepcopy(cells)})
+    client = NotebookClient(trimmed, timeout=timeout, kernel_name="python3", allow_errors=True,
+                            resources={"metadata": {"path": str(cwd)}})
+    client.execute()
+    results = {}
+    for cell in trimmed.cells:
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        if meta.get("grade") and cell.cell_type == "code":
+            errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+            results[meta["grade_id"]] = (f"{errors[0]['ename']}: {errors[0]['evalue']}" if errors else None)
+    return results

@@ -1,0 +1,123 @@
+"""Every course notebook: stored clean, released from its instructor version, graded honestly.
+
+For each assignment with an instructor notebook in solutions/:
+- both versions are stored without outputs, and notebooks/ equals a fresh nbgrader release;
+- a real ``nbgrader autograde`` gives the instructor's answers full marks, the untouched student
+  version zero, and runs in the grade profile (its time is printed);
+- the visible tests pass on the right answers (nbgrader's Validator, as a student's Validate);
+- every plausible wrong answer in tests/mutants/<id>.py fails the test cells it should.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import sys
+import time
+
+import pytest
+
+from conftest import ROOT
+from course_harness import (TempCourse, cells_by_grade_id, fill_in, nbgrader_meta, read, released_path,
+                            run_trimmed, solution_cells, solution_path, test_cells)
+from mutants import load as load_mutants
+
+ASSIGNMENTS = sorted(p.name for p in (ROOT / "solutions").iterdir()
+                     if (p / f"{p.name}.ipynb").exists())
+MUTANTS = [pytest.param(a, m, id=f"{a}-{m.name}") for a in ASSIGNMENTS for m in load_mutants(a)]
+
+
+def report(line: str) -> None:
+    """Figures worth seeing in the CI log even when pytest captures output."""
+    sys.__stderr__.write(f"\n[measured] {line}\n")
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_stored_without_outputs(assignment):
+    for path in (solution_path(assignment), released_path(assignment)):
+        assert path.exists(), f"{path} is missing; run `make release`"
+        for cell in read(path)["cells"]:
+            if cell["cell_type"] == "code":
+                assert cell["outputs"] == [] and cell["execution_count"] is None, path
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_every_answer_cell_is_graded(assignment):
+    nb = read(solution_path(assignment))
+    answers, tests = solution_cells(nb), test_cells(nb)
+    assert answers and tests
+    assert all(nbgrader_meta(c).get("points", 0) > 0 for c in tests.values())
+    ids = [nbgrader_meta(c).get("grade_id") for c in nb["cells"]]
+    for grade_id in answers:  # the next graded cell after each answer tests it
+        following = [i for i in ids[ids.index(grade_id) + 1:] if i in tests]
+        assert following, f"answer cell {grade_id} has no test cell after it"
+    for cell in tests.values():
+        source = "".join(cell["source"])
+        assert "### BEGIN HIDDEN TESTS" in source, f"test cell {nbgrader_meta(cell)['grade_id']} has no hidden tests"
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_release_is_up_to_date(assignment, tmp_path):
+    fresh = TempCourse(tmp_path, [assignment]).release(assignment)
+    assert read(fresh) == read(released_path(assignment)), (
+        f"notebooks/{assignment} differs from a fresh release of solutions/{assignment}; run `make release`")
+    hidden = [c for c in read(fresh)["cells"] if "BEGIN HIDDEN TESTS" in "".join(c["source"])
+              or "BEGIN SOLUTION" in "".join(c["source"])]
+    assert not hidden, "the student version leaks solutions or hidden tests"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_autograde_full_marks_and_zero(assignment, tmp_path):
+    course = TempCourse(tmp_path, [assignment])
+    released = read(course.release(assignment))
+    course.submit("right", assignment, fill_in(released, read(solution_path(assignment))))
+    course.submit("blank", assignment, released)
+    start = time.perf_counter()
+    right = course.autograde(assignment, "right")
+    seconds = time.perf_counter() - start
+    blank = course.autograde(assignment, "blank")
+    report(f"autograde {assignment} (grade profile): {seconds:.1f} s for one submission, "
+           f"score {right.score:g}/{right.max_score:g}; blank student version {blank.score:g}")
+    assert right.max_score > 0
+    lost = {k: v for k, v in right.cells.items() if v[0] != v[1]}
+    assert right.score == right.max_score, f"the instructor's answers lost points in {lost}"
+    assert blank.score == 0, f"the untouched student version scored in { {k: v for k, v in blank.cells.items() if v[0]} }"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_visible_checks_pass_on_right_answers(assignment, tmp_path):
+    from nbgrader.validator import Validator
+
+    released = read(released_path(assignment))
+    path = tmp_path / f"{assignment}.ipynb"
+    path.write_text(json.dumps(fill_in(released, read(solution_path(assignment)))))
+    results = Validator().validate(str(path))
+    assert "failed" not in results and "changed" not in results, json.dumps(results, indent=1)[:3000]
+    blank = tmp_path / "blank.ipynb"
+    blank.write_text(json.dumps(released))
+    assert "failed" in Validator().validate(str(blank)), "the untouched student version passes validation"
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_trimmed_solution_passes_every_test(assignment, tmp_path):
+    """The quick path the mutants use (slow cells skipped) is itself green on the right answers."""
+    nb = read(solution_path(assignment))
+    last = list(test_cells(nb))[-1]
+    results = run_trimmed(nb, last, tmp_path)
+    assert set(results) == set(test_cells(nb))
+    assert all(r is None for r in results.values()), {k: v for k, v in results.items() if v}
+
+
+@pytest.mark.parametrize("assignment, mutant", MUTANTS)
+def test_wrong_answers_lose_points(assignment, mutant, tmp_path):
+    nb = copy.deepcopy(read(solution_path(assignment)))
+    cell = cells_by_grade_id(nb)[mutant.cell]
+    source = "".join(cell["source"])
+    assert mutant.find in source, f"mutant {mutant.name}: {mutant.find!r} not in cell {mutant.cell}"
+    cell["source"] = source.replace(mutant.find, mutant.replace)
+    order = [nbgrader_meta(c).get("grade_id") for c in nb["cells"]]
+    last = max(mutant.fails, key=order.index)
+    results = run_trimmed(nb, last, tmp_path)
+    passed = [g for g in mutant.fails if results.get(g) is None]
+    assert not passed, f"wrong answer {mutant.name!r} still passes {passed}"
