@@ -33,3 +33,22 @@ def test_evaluation_loss_is_repeatable_and_restores_mode():
     ddpm = DDPM()
     assert evaluation_loss(model, ddpm, images, seed=3) == evaluation_loss(model, ddpm, images, seed=3)
     assert model.training
+
+
+def test_checkerboard_share_finds_alternating_pixels():
+    from utils.metrics import checkerboard_share
+
+    smooth = torch.linspace(-1, 1, 16).repeat(16, 1).reshape(1, 1, 16, 16)
+    board = (torch.arange(16)[:, None] + torch.arange(16)[None, :]) % 2 * 2.0 - 1
+    assert checkerboard_share(board.reshape(1, 1, 16, 16)) > 0.99
+    assert checkerboard_share(smooth) < 0.05
+    mixed = smooth + 0.3 * board.reshape(1, 1, 16, 16)
+    assert checkerboard_share(smooth) < checkerboard_share(mixed) < 0.99
+
+
+def test_pixel_spread():
+    from utils.metrics import pixel_spread
+
+    same = torch.ones(4, 1, 2, 2)
+    assert pixel_spread(same) == 0.0
+    assert pixel_spread(torch.stack([torch.zeros(1, 2, 2), 2 * torch.ones(1, 2, 2)])) > 1.0

@@ -46,6 +46,15 @@ def check_type(name: str, obj, expected_type, hint: str = "") -> None:
         _fail(name, f"a {expected_type.__name__}", f"a {type(obj).__name__}", hint)
 
 
+def check_defined_here(cls, reference) -> None:
+    """``cls`` must be the student's own class, not the finished one from utils (or a subclass of it)."""
+    if not isinstance(cls, type) or reference in cls.__mro__:
+        raise CheckFailed(
+            f"{reference.__name__} must be written in this notebook, not imported from utils.\n"
+            f"Hint: write the class in the answer cell above; the finished version in utils is for later notebooks."
+        )
+
+
 def check_shape(name: str, tensor, expected, hint: str = "") -> None:
     """``tensor`` must be a tensor of exactly the shape ``expected``."""
     if not isinstance(tensor, torch.Tensor):
