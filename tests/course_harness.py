@@ -125,7 +125,7 @@ def run_trimmed(nb: dict, until_grade_id: str, cwd: Path, timeout: int = 120) ->
             break
     else:
         raise KeyError(f"no cell with grade_id {until_grade_id!r}")
-    trimmed = nbformat.from_dict({**nb, "cells": copy.deepcopy(cells)})
+    trimmed = nbformat.reads(json.dumps({**nb, "cells": cells}), as_version=4)
     client = NotebookClient(trimmed, timeout=timeout, kernel_name="python3", allow_errors=True,
                             resources={"metadata": {"path": str(cwd)}})
     client.execute()

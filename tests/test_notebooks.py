@@ -19,6 +19,7 @@ import pytest
 from conftest import ROOT
 from course_harness import (TempCourse, cells_by_grade_id, fill_in, nbgrader_meta, read, released_path,
                             run_trimmed, solution_cells, solution_path, test_cells)
+from mutants import apply as apply_mutant
 from mutants import load as load_mutants
 
 ASSIGNMENTS = sorted(p.name for p in (ROOT / "solutions").iterdir()
@@ -113,9 +114,7 @@ def test_trimmed_solution_passes_every_test(assignment, tmp_path):
 def test_wrong_answers_lose_points(assignment, mutant, tmp_path):
     nb = copy.deepcopy(read(solution_path(assignment)))
     cell = cells_by_grade_id(nb)[mutant.cell]
-    source = "".join(cell["source"])
-    assert mutant.find in source, f"mutant {mutant.name}: {mutant.find!r} not in cell {mutant.cell}"
-    cell["source"] = source.replace(mutant.find, mutant.replace)
+    cell["source"] = apply_mutant(mutant, "".join(cell["source"]))
     order = [nbgrader_meta(c).get("grade_id") for c in nb["cells"]]
     last = max(mutant.fails, key=order.index)
     results = run_trimmed(nb, last, tmp_path)

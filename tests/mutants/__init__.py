@@ -14,9 +14,20 @@ from pathlib import Path
 class Mutant:
     name: str
     cell: str                 # grade_id of the answer cell to edit
-    find: str                 # text in that cell (must occur)
-    replace: str              # what a student might have written instead
+    find: str | tuple[str, ...]     # text in that cell (must occur); a tuple for several edits
+    replace: str | tuple[str, ...]  # what a student might have written instead
     fails: tuple[str, ...]    # grade_ids of the test cells that must fail
+
+
+def apply(mutant: Mutant, source: str) -> str:
+    """The cell source with the mutant's edits made; fails if a text to replace is missing."""
+    finds = (mutant.find,) if isinstance(mutant.find, str) else mutant.find
+    replaces = (mutant.replace,) if isinstance(mutant.replace, str) else mutant.replace
+    assert len(finds) == len(replaces), f"mutant {mutant.name}: find and replace differ in length"
+    for find, replace in zip(finds, replaces):
+        assert find in source, f"mutant {mutant.name}: {find!r} not in cell {mutant.cell}"
+        source = source.replace(find, replace)
+    return source
 
 
 def load(assignment: str) -> list[Mutant]:
