@@ -196,7 +196,7 @@ class DDPM(nn.Module):
     @torch.no_grad()
     def sample(self, model: NoiseModel, shape: tuple[int, int, int, int], *model_args,
                generator: torch.Generator | None = None, n_frames: int = 10,
-               progress: bool = False) -> SampleTrace:
+               progress: bool = False, fast: bool | "FastPath" | None = None) -> SampleTrace:
         """Generate images from pure noise by running all T reverse steps.
 
         Args:
@@ -207,25 +207,39 @@ class DDPM(nn.Module):
             generator: random generator (on the schedule's device) for the noise.
             n_frames: how many intermediate snapshots to keep, evenly spaced, for plots.
             progress: show a progress bar.
+            fast: None (default) runs the fastest correct path for the schedule's device
+                (``utils.fast.choose_path(device, "sample")``: inference_mode, channels_last
+                weights, bfloat16 autocast on a GPU; ``COURSE_EAGER=1`` turns it off); False runs
+                plain eager float32 through ``reverse_q``; a ``FastPath`` is used as given. The
+                same generator gives the same noise on every path.
 
         Returns:
             A SampleTrace; the device is the schedule's (``ddpm.betas.device``).
         """
         if len(shape) != 4:
             raise ValueError(f"shape must be [N, C, H, W], got {shape!r}")
+        from .fast import resolve_path
+
+        path = resolve_path(fast, self.betas.device, "sample", steps=self.T)
         training = isinstance(model, nn.Module) and model.training
         if training:
             model.eval()  # BatchNorm must use its running statistics while sampling
         try:
-            return self._sample(model, shape, model_args, generator, n_frames, progress)
+            if path.is_eager:
+                return self._sample(model, shape, model_args, generator, n_frames, progress)
+            return self._sample_fast(model, shape, model_args, generator, n_frames, progress, path)
         finally:
             if training:
                 model.train()
 
+    def _frame_steps(self, n_frames: int) -> set[int]:
+        """The timesteps after which ``sample`` keeps a snapshot."""
+        return set(torch.linspace(self.T - 1, 0, max(n_frames - 1, 1)).round().long().tolist())
+
     def _sample(self, model, shape, model_args, generator, n_frames, progress) -> SampleTrace:
         device = self.betas.device
         x = torch.randn(shape, generator=generator, device=device)
-        keep = set(torch.linspace(self.T - 1, 0, max(n_frames - 1, 1)).round().long().tolist())
+        keep = self._frame_steps(n_frames)
         frames, stamps = [x.cpu()], [self.T]
         steps = range(self.T - 1, -1, -1)
         if progress:
@@ -238,3 +252,51 @@ class DDPM(nn.Module):
                 frames.append(x.cpu())
                 stamps.append(i)
         return SampleTrace(images=x, frames=torch.stack(frames), timesteps=stamps)
+
+    def _sample_fast(self, model, shape, model_args, generator, n_frames, progress,
+                     path) -> SampleTrace:
+        """``_sample`` on a fast path: same noise draws, same update, no per-step input checks.
+
+        The timesteps are made here, so they are valid by construction; skipping ``reverse_q``'s
+        checks saves reading ``t.min()`` and ``t.max()`` back from the device at every step.
+        """
+        from .fast import autocast, grad_context, mark_step, prepare_model, restore_model
+
+        device = self.betas.device
+        call = prepare_model(model, path)
+        try:
+            with grad_context(path):
+                x = torch.randn(shape, generator=generator, device=device)
+                keep = self._frame_steps(n_frames)
+                frames, stamps = [x.cpu()], [self.T]
+                steps = range(self.T - 1, -1, -1)
+                if progress:
+                    from tqdm.auto import tqdm
+                    steps = tqdm(steps, desc="sampling", leave=False)
+                for i in steps:
+                    t = torch.full((shape[0],), i, device=device, dtype=torch.long)
+                    mark_step(path)
+                    with autocast(path):
+                        e_t = call(x, t, *model_args)
+                    if e_t.shape != x.shape:
+                        raise ValueError(f"the model returned shape {list(e_t.shape)} for images of "
+                                         f"shape {list(x.shape)}")
+                    x = self._reverse_step(x, t, e_t, generator)
+                    if i in keep:
+                        frames.append(x.cpu())
+                        stamps.append(i)
+                frames = torch.stack(frames)
+        finally:
+            restore_model(model, path)
+        # Outside inference_mode, clones are ordinary tensors that autograd may use later.
+        return SampleTrace(images=x.clone(), frames=frames.clone(), timesteps=stamps)
+
+    def _reverse_step(self, x_t: torch.Tensor, t: torch.Tensor, e_t: torch.Tensor,
+                      generator: torch.Generator | None) -> torch.Tensor:
+        """``reverse_q`` without its input checks, for timesteps known to be valid (same maths)."""
+        mean = extract(self.sqrt_recip_alphas, t, x_t.shape) * (
+            x_t - extract(self.eps_coeffs, t, x_t.shape) * e_t.to(x_t.dtype)
+        )
+        z = torch.randn(x_t.shape, generator=generator, device=x_t.device, dtype=x_t.dtype)
+        keep_noise = (t > 0).to(x_t.dtype).reshape(-1, *((1,) * (x_t.dim() - 1)))
+        return mean + keep_noise * extract(self.sigmas, t, x_t.shape) * z

@@ -3,6 +3,11 @@
 A checkpoint holds the model, the optimizer and the history; it is written after every epoch
 (to a temporary file, then renamed, so an interrupted save never destroys the previous one).
 Running the same cell again after a kernel restart loads a finished run instead of retraining.
+
+By default a run takes the fastest path that is correct on the model's device (``utils.fast``):
+on a CUDA GPU a compiled, CUDA-graph, bfloat16-autocast step; on a CPU plain eager float32, which
+measured fastest there. ``train(..., fast=False)`` or ``COURSE_EAGER=1`` forces plain eager mode;
+``History.path`` records which path ran.
 """
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ import torch
 from torch import nn
 
 from .data import COURSE_ROOT
+from .fast import FastPath, autocast, mark_step, module_device, prepare_model, resolve_path, restore_model
 from .profiles import Profile
 
 LossFn = Callable[[nn.Module, object], torch.Tensor]
@@ -32,6 +38,7 @@ class History:
     seconds: float = 0.0
     completed: bool = False
     resumed_from_checkpoint: bool = False
+    path: str = ""  # FastPath.description of the path the (last) training session ran on
 
     @property
     def steps(self) -> int:
@@ -42,7 +49,7 @@ class History:
             return "no training steps yet"
         source = "loaded from checkpoint; " if self.resumed_from_checkpoint else ""
         return (f"{source}{self.steps} steps in {self.epochs_done} epoch(s), {self.seconds:.1f} s, "
-                f"final loss {self.losses[-1]:.4f}")
+                f"final loss {self.losses[-1]:.4f}" + (f"; path {self.path}" if self.path else ""))
 
 
 def checkpoint_path(name: str, profile: Profile) -> Path | None:
@@ -79,30 +86,50 @@ def load_checkpoint(model: nn.Module, path: Path | str, optimizer=None) -> Histo
     return history
 
 
+def _planned_steps(batches, epochs: int, max_steps: int | None) -> int | None:
+    """How many optimizer steps the run will make, or None when the batches have no length."""
+    try:
+        planned = len(batches) * epochs
+    except TypeError:
+        return max_steps
+    return planned if max_steps is None else min(planned, max_steps)
+
+
 def train(model: nn.Module, loss_fn: LossFn, batches: Iterable, *, epochs: int, lr: float,
           checkpoint: Path | str | None = None, max_steps: int | None = None,
-          progress: bool = True, desc: str = "training") -> History:
+          progress: bool = True, desc: str = "training", fast: bool | FastPath | None = None,
+          sync_every: int | None = None) -> History:
     """Train ``model`` with Adam on ``loss_fn(model, batch)`` for each batch of each epoch.
 
     Args:
         model: the network, already on its device; batches must be on the same device.
-        loss_fn: returns a scalar loss for one batch.
+        loss_fn: returns a scalar loss for one batch. It is called with the model prepared for
+            the chosen path (possibly a ``torch.compile`` wrapper sharing the model's weights).
         batches: re-iterable (a DataLoader or TensorBatches), one pass per epoch.
         epochs, lr: as in the notebook's plan. max_steps: stop early after this many steps.
         checkpoint: file to resume from and save to after each epoch; None keeps none.
+        fast: None (default) picks the fastest correct path for the model's device
+            (``utils.fast.choose_path``; ``COURSE_EAGER=1`` makes it eager), False forces plain
+            eager float32, a ``FastPath`` is used as given.
+        sync_every: read the loss back from the device every this many steps (default: every
+            step on a CPU, every 50 on a GPU, where waiting for each value stalls the GPU).
 
     Returns:
-        The History, also of the epochs done before a restart when resuming.
+        The History, also of the epochs done before a restart when resuming; ``History.path``
+        names the path this call trained on.
     """
     if epochs < 1:
         raise ValueError(f"epochs must be at least 1, got {epochs}")
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    device = module_device(model)
+    path = resolve_path(fast, device, "train", steps=_planned_steps(batches, epochs, max_steps))
     config = {"epochs": epochs, "lr": lr, "max_steps": max_steps, "model": type(model).__name__,
               "parameters": sum(p.numel() for p in model.parameters())}
     history = History()
+    optimizer = None
     if checkpoint is not None and Path(checkpoint).exists():
         saved = torch.load(checkpoint, map_location="cpu", weights_only=True).get("config")
         if saved == config:
+            optimizer = _adam(model, lr, path)
             history = load_checkpoint(model, checkpoint, optimizer)
             if history.completed:
                 model.eval()
@@ -113,30 +140,63 @@ def train(model: nn.Module, loss_fn: LossFn, batches: Iterable, *, epochs: int, 
 
     from tqdm.auto import tqdm
 
+    step_model = prepare_model(model, path)
+    if optimizer is None:
+        optimizer = _adam(model, lr, path)
+    if sync_every is None:
+        sync_every = 1 if device.type == "cpu" else 50
+    history.path = path.description
     start = time.perf_counter() - history.seconds
     model.train()
-    for epoch in range(history.epochs_done, epochs):
-        total, count = 0.0, 0
-        bar = tqdm(batches, desc=f"{desc} {epoch + 1}/{epochs}", disable=not progress, leave=False)
-        for batch in bar:
-            optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn(model, batch)
-            loss.backward()
-            optimizer.step()
-            value = loss.item()
-            history.losses.append(value)
-            total, count = total + value, count + 1
-            bar.set_postfix(loss=f"{value:.4f}")
-            if max_steps is not None and history.steps >= max_steps:
+    try:
+        for epoch in range(history.epochs_done, epochs):
+            total, count, pending = 0.0, 0, []
+            bar = tqdm(batches, desc=f"{desc} {epoch + 1}/{epochs}", disable=not progress, leave=False)
+            for batch in bar:
+                mark_step(path)
+                optimizer.zero_grad(set_to_none=True)
+                with autocast(path):
+                    loss = loss_fn(step_model, batch)
+                loss.backward()
+                optimizer.step()
+                pending.append(loss.detach().clone() if path.cudagraphs else loss.detach())
+                done = history.steps + len(pending)
+                stop = max_steps is not None and done >= max_steps
+                if len(pending) >= sync_every or stop:
+                    values = _flush(pending, history)
+                    total, count = total + sum(values), count + len(values)
+                    bar.set_postfix(loss=f"{values[-1]:.4f}")
+                if stop:
+                    break
+            values = _flush(pending, history)
+            total, count = total + sum(values), count + len(values)
+            history.epoch_losses.append(total / max(count, 1))
+            history.epochs_done = epoch + 1
+            history.seconds = time.perf_counter() - start
+            stop = max_steps is not None and history.steps >= max_steps
+            history.completed = stop or history.epochs_done == epochs
+            if checkpoint is not None:
+                _save(Path(checkpoint), model, optimizer, history, config)
+            if stop:
                 break
-        history.epoch_losses.append(total / max(count, 1))
-        history.epochs_done = epoch + 1
-        history.seconds = time.perf_counter() - start
-        stop = max_steps is not None and history.steps >= max_steps
-        history.completed = stop or history.epochs_done == epochs
-        if checkpoint is not None:
-            _save(Path(checkpoint), model, optimizer, history, config)
-        if stop:
-            break
+    finally:
+        restore_model(model, path)
     model.eval()
     return history
+
+
+def _adam(model: nn.Module, lr: float, path: FastPath) -> torch.optim.Adam:
+    """Adam over the model's parameters; one fused kernel for all of them where the path says so."""
+    if path.fused_adam:
+        return torch.optim.Adam(model.parameters(), lr=lr, fused=True)
+    return torch.optim.Adam(model.parameters(), lr=lr)
+
+
+def _flush(pending: list[torch.Tensor], history: History) -> list[float]:
+    """Move the losses waiting on the device into the history (one transfer); return them."""
+    if not pending:
+        return []
+    values = torch.stack(pending).float().tolist()
+    pending.clear()
+    history.losses.extend(values)
+    return values
