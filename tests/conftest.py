@@ -52,3 +52,18 @@ def course_environment(tmp_path_factory):
     os.environ.setdefault("MPLBACKEND", "Agg")
     torch.set_num_threads(min(2, torch.get_num_threads()))
     return data
+
+
+MEASURED: list[str] = []
+
+
+def report(line: str) -> None:
+    """Keep a measured figure for the summary at the end of the run (shown even when tests pass)."""
+    MEASURED.append(line)
+
+
+def pytest_terminal_summary(terminalreporter):
+    if MEASURED:
+        terminalreporter.section("measured")
+        for line in MEASURED:
+            terminalreporter.write_line(line)

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import copy
 import json
-import sys
 import time
 
 import pytest
 
-from conftest import ROOT
-from course_harness import (TempCourse, cells_by_grade_id, fill_in, nbgrader_meta, read, released_path,
+from conftest import ROOT, report
+from course_harness import (KernelPool, TempCourse, cells_by_grade_id, fill_in, nbgrader_meta, read, released_path,
                             run_trimmed, solution_cells, solution_path, test_cells)
 from mutants import apply as apply_mutant
 from mutants import load as load_mutants
@@ -27,9 +26,11 @@ ASSIGNMENTS = sorted(p.name for p in (ROOT / "solutions").iterdir()
 MUTANTS = [pytest.param(a, m, id=f"{a}-{m.name}") for a in ASSIGNMENTS for m in load_mutants(a)]
 
 
-def report(line: str) -> None:
-    """Figures worth seeing in the CI log even when pytest captures output."""
-    sys.__stderr__.write(f"\n[measured] {line}\n")
+@pytest.fixture(scope="module")
+def kernels(tmp_path_factory):
+    pool = KernelPool()
+    yield lambda key: pool.get(key, tmp_path_factory.mktemp(f"kernel-{key}"))
+    pool.shutdown()
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
@@ -101,22 +102,22 @@ def test_visible_checks_pass_on_right_answers(assignment, tmp_path):
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
-def test_trimmed_solution_passes_every_test(assignment, tmp_path):
+def test_trimmed_solution_passes_every_test(assignment, tmp_path, kernels):
     """The quick path the mutants use (slow cells skipped) is itself green on the right answers."""
     nb = read(solution_path(assignment))
     last = list(test_cells(nb))[-1]
-    results = run_trimmed(nb, last, tmp_path)
+    results = run_trimmed(nb, last, tmp_path, km=kernels(assignment))
     assert set(results) == set(test_cells(nb))
     assert all(r is None for r in results.values()), {k: v for k, v in results.items() if v}
 
 
 @pytest.mark.parametrize("assignment, mutant", MUTANTS)
-def test_wrong_answers_lose_points(assignment, mutant, tmp_path):
+def test_wrong_answers_lose_points(assignment, mutant, tmp_path, kernels):
     nb = copy.deepcopy(read(solution_path(assignment)))
     cell = cells_by_grade_id(nb)[mutant.cell]
     cell["source"] = apply_mutant(mutant, "".join(cell["source"]))
     order = [nbgrader_meta(c).get("grade_id") for c in nb["cells"]]
     last = max(mutant.fails, key=order.index)
-    results = run_trimmed(nb, last, tmp_path)
+    results = run_trimmed(nb, last, tmp_path, km=kernels(assignment))
     passed = [g for g in mutant.fails if results.get(g) is None]
     assert not passed, f"wrong answer {mutant.name!r} still passes {passed}"
