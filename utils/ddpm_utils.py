@@ -260,12 +260,12 @@ class DDPM(nn.Module):
         The timesteps are made here, so they are valid by construction; skipping ``reverse_q``'s
         checks saves reading ``t.min()`` and ``t.max()`` back from the device at every step.
         """
-        from .fast import autocast, grad_context, mark_step, prepare_model, restore_model
+        from .fast import autocast, cpu_threads, grad_context, mark_step, prepare_model, restore_model
 
         device = self.betas.device
         call = prepare_model(model, path)
         try:
-            with grad_context(path):
+            with grad_context(path), cpu_threads(path):
                 x = torch.randn(shape, generator=generator, device=device)
                 keep = self._frame_steps(n_frames)
                 frames, stamps = [x.cpu()], [self.T]

@@ -11,6 +11,9 @@ A *path* is a handful of switches applied around an unchanged model and unchange
   weights, optimizer state and the loss stay float32, so no loss scaling is needed.
 - ``inference_mode``: sample under ``torch.inference_mode`` (no autograd bookkeeping at all).
 - ``fused_adam``: one fused optimizer kernel for all parameters (CUDA only).
+- ``threads``: run with this many CPU threads (``torch.set_num_threads``) and restore the old
+  count afterwards. On a CPU shared with other busy processes, PyTorch's OpenMP threads spin while
+  they wait for each other; one thread then measured twice as fast as two.
 
 ``choose_path(device, purpose=...)`` picks them from what the device can do and from what was
 measured to be faster (``benchmarks/README.md`` has the numbers):
@@ -19,7 +22,8 @@ measured to be faster (``benchmarks/README.md`` has the numbers):
   when the run is long enough to pay for compiling (``min_compile_steps``); sampling adds
   inference_mode.
 - CPU: training stays eager float32 (channels_last, bfloat16 and compiling measured slower or not
-  worth their compile time on a small CPU); sampling uses inference_mode and channels_last.
+  worth their compile time on a small CPU); sampling uses inference_mode and channels_last. When
+  other processes keep every core busy (``busy_cores``), both run on one thread.
 - Other devices (Apple MPS): eager, plus inference_mode for sampling.
 
 Plain eager float32 is always one switch away: ``choose_path(..., eager=True)``, ``train(...,
@@ -57,6 +61,7 @@ class FastPath:
         autocast_dtype: dtype for ``torch.autocast`` (torch.bfloat16), or None for float32.
         inference_mode: sample under ``torch.inference_mode`` (sampling only).
         fused_adam: use ``torch.optim.Adam(fused=True)`` (training only).
+        threads: CPU threads to run with, or None to keep the current count.
         reason: why this path, in a few words.
     """
 
@@ -67,13 +72,14 @@ class FastPath:
     autocast_dtype: torch.dtype | None = None
     inference_mode: bool = False
     fused_adam: bool = False
+    threads: int | None = None
     reason: str = ""
 
     @property
     def is_eager(self) -> bool:
         """True when nothing beyond plain float32 eager PyTorch is switched on."""
         return not (self.channels_last or self.compile or self.autocast_dtype is not None
-                    or self.inference_mode or self.fused_adam)
+                    or self.inference_mode or self.fused_adam or self.threads is not None)
 
     @property
     def compile_mode(self) -> str | None:
@@ -94,6 +100,8 @@ class FastPath:
             parts.append("inference_mode")
         if self.fused_adam:
             parts.append("fused Adam")
+        if self.threads is not None:
+            parts.append(f"{self.threads} thread{'s' if self.threads > 1 else ''}")
         text = " + ".join(parts) if parts else "eager float32"
         return f"{self.device_type}: {text}" + (f" ({self.reason})" if self.reason else "")
 
@@ -103,6 +111,27 @@ def eager_requested() -> bool:
     if os.environ.get("COURSE_EAGER", "").strip().lower() in _TRUE:
         return True
     return bool(os.environ.get("NBGRADER_EXECUTION"))
+
+
+def busy_cores(samples: int = 5, interval_s: float = 0.01) -> int:
+    """How many threads of *other* processes are running or ready to run now (Linux; else 0).
+
+    The median of a few readings of /proc/loadavg's running count, minus this reading thread.
+    Unlike the load average it does not remember this process's own recent work.
+    """
+    import time
+
+    counts = []
+    for i in range(samples):
+        try:
+            with open("/proc/loadavg") as f:
+                counts.append(int(f.read().split()[3].split("/")[0]) - 1)
+        except (OSError, ValueError, IndexError):
+            return 0
+        if i + 1 < samples:
+            time.sleep(interval_s)
+    counts.sort()
+    return max(0, counts[len(counts) // 2])
 
 
 def can_compile(device_type: str) -> bool:
@@ -154,19 +183,45 @@ def choose_path(device: torch.device | str, purpose: Purpose = "train", *,
                         autocast_dtype=torch.bfloat16 if bf16 else None, inference_mode=sampling,
                         fused_adam=not sampling, reason=reason)
     if device_type == "cpu":
+        busy, cores = busy_cores(), os.cpu_count() or 1
+        threads, why = None, "measured fastest on CPU"
+        if torch.get_num_threads() > 1 and busy >= cores:
+            threads, why = 1, f"other processes keep {busy} of {cores} cores busy"
         if sampling:
-            return FastPath("cpu", channels_last=True, inference_mode=True,
-                            reason="measured faster for sampling on CPU")
-        return FastPath("cpu", reason="measured fastest for training on CPU")
+            return FastPath("cpu", channels_last=True, inference_mode=True, threads=threads, reason=why)
+        return FastPath("cpu", threads=threads, reason=why)
     return FastPath(device_type, inference_mode=sampling, reason="no faster path known here")
+
+
+def fit_to_device(path: FastPath, device: torch.device | str) -> FastPath:
+    """``path`` for ``device``: CUDA-only switches (CUDA graphs, fused Adam) are turned off
+    elsewhere, and so is compiling where ``torch.compile`` cannot generate code."""
+    device_type = torch.device(device).type
+    changes: dict = {"device_type": device_type}
+    if device_type != "cuda":
+        changes.update(cudagraphs=False, fused_adam=False)
+    if device_type != "cpu":
+        changes["threads"] = None
+    if path.compile and not can_compile(device_type):
+        changes.update(compile=False, cudagraphs=False)
+    if not path.compile:
+        changes["cudagraphs"] = False
+    fitted = replace(path, **changes)
+    if fitted != replace(path, device_type=device_type):
+        dropped = [name for name in ("compile", "cudagraphs", "fused_adam")
+                   if getattr(path, name) and not getattr(fitted, name)]
+        fitted = replace(fitted, reason=(path.reason + "; " if path.reason else "")
+                         + f"{', '.join(dropped)} not available on {device_type}")
+    return fitted
 
 
 def resolve_path(fast: bool | FastPath | None, device: torch.device | str,
                  purpose: Purpose = "train", steps: int | None = None) -> FastPath:
-    """Turn a ``fast=`` argument into a FastPath: a FastPath is used as given, False means eager,
-    None and True mean ``choose_path`` (where ``COURSE_EAGER=1`` still wins over True)."""
+    """Turn a ``fast=`` argument into a FastPath: a FastPath is used as given (minus what the
+    device cannot do, see ``fit_to_device``), False means eager, None and True mean
+    ``choose_path`` (where ``COURSE_EAGER=1`` still wins over True)."""
     if isinstance(fast, FastPath):
-        return fast
+        return fit_to_device(fast, device)
     if fast is not None and not isinstance(fast, bool):
         raise TypeError(f"fast must be True, False, None or a FastPath, got {fast!r}")
     return choose_path(device, purpose, eager=True if fast is False else None, steps=steps)
@@ -213,6 +268,20 @@ def autocast(path: FastPath):
 def grad_context(path: FastPath):
     """No gradients for sampling: ``torch.inference_mode`` on the fast path, else ``no_grad``."""
     return torch.inference_mode() if path.inference_mode else torch.no_grad()
+
+
+@contextlib.contextmanager
+def cpu_threads(path: FastPath):
+    """Run the block with the path's CPU thread count, then put the previous count back."""
+    if path.threads is None or path.threads == torch.get_num_threads():
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(path.threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def mark_step(path: FastPath) -> None:

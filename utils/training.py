@@ -22,7 +22,8 @@ import torch
 from torch import nn
 
 from .data import COURSE_ROOT
-from .fast import FastPath, autocast, mark_step, module_device, prepare_model, resolve_path, restore_model
+from .fast import (FastPath, autocast, cpu_threads, mark_step, module_device, prepare_model, resolve_path,
+                   restore_model)
 from .profiles import Profile
 
 LossFn = Callable[[nn.Module, object], torch.Tensor]
@@ -148,39 +149,41 @@ def train(model: nn.Module, loss_fn: LossFn, batches: Iterable, *, epochs: int, 
     history.path = path.description
     start = time.perf_counter() - history.seconds
     model.train()
-    try:
-        for epoch in range(history.epochs_done, epochs):
-            total, count, pending = 0.0, 0, []
-            bar = tqdm(batches, desc=f"{desc} {epoch + 1}/{epochs}", disable=not progress, leave=False)
-            for batch in bar:
-                mark_step(path)
-                optimizer.zero_grad(set_to_none=True)
-                with autocast(path):
-                    loss = loss_fn(step_model, batch)
-                loss.backward()
-                optimizer.step()
-                pending.append(loss.detach().clone() if path.cudagraphs else loss.detach())
-                done = history.steps + len(pending)
-                stop = max_steps is not None and done >= max_steps
-                if len(pending) >= sync_every or stop:
-                    values = _flush(pending, history)
-                    total, count = total + sum(values), count + len(values)
-                    bar.set_postfix(loss=f"{values[-1]:.4f}")
+    with cpu_threads(path):
+        try:
+            for epoch in range(history.epochs_done, epochs):
+                total, count, pending = 0.0, 0, []
+                bar = tqdm(batches, desc=f"{desc} {epoch + 1}/{epochs}", disable=not progress,
+                           leave=False)
+                for batch in bar:
+                    mark_step(path)
+                    optimizer.zero_grad(set_to_none=True)
+                    with autocast(path):
+                        loss = loss_fn(step_model, batch)
+                    loss.backward()
+                    optimizer.step()
+                    pending.append(loss.detach().clone() if path.cudagraphs else loss.detach())
+                    done = history.steps + len(pending)
+                    stop = max_steps is not None and done >= max_steps
+                    if len(pending) >= sync_every or stop:
+                        values = _flush(pending, history)
+                        total, count = total + sum(values), count + len(values)
+                        bar.set_postfix(loss=f"{values[-1]:.4f}")
+                    if stop:
+                        break
+                values = _flush(pending, history)
+                total, count = total + sum(values), count + len(values)
+                history.epoch_losses.append(total / max(count, 1))
+                history.epochs_done = epoch + 1
+                history.seconds = time.perf_counter() - start
+                stop = max_steps is not None and history.steps >= max_steps
+                history.completed = stop or history.epochs_done == epochs
+                if checkpoint is not None:
+                    _save(Path(checkpoint), model, optimizer, history, config)
                 if stop:
                     break
-            values = _flush(pending, history)
-            total, count = total + sum(values), count + len(values)
-            history.epoch_losses.append(total / max(count, 1))
-            history.epochs_done = epoch + 1
-            history.seconds = time.perf_counter() - start
-            stop = max_steps is not None and history.steps >= max_steps
-            history.completed = stop or history.epochs_done == epochs
-            if checkpoint is not None:
-                _save(Path(checkpoint), model, optimizer, history, config)
-            if stop:
-                break
-    finally:
-        restore_model(model, path)
+        finally:
+            restore_model(model, path)
     model.eval()
     return history
 

@@ -1,0 +1,708 @@
+"""Benchmark: how fast notebook 03's U-Net trains and samples on this machine, path by path.
+
+Run it with ``make bench`` (``BENCH_ARGS="--quick"`` for a short run) or
+``python benchmarks/bench.py [--quick] [--json results.json] [--device cpu|cuda] [--profile]``.
+
+Model: ``utils.unet_utils.UNet()`` (defaults: 16x16, down_chs (64, 64, 128)), DDPM with T = 150,
+the loss ``ddpm.get_loss`` the notebooks use, Adam, batch 128. Every time is the median of
+several repeats; the paths are measured in turns (round robin), so a change in the machine's
+load hits all of them alike and the ratios to the eager float32 baseline stay fair.
+
+Sections:
+1. Training step per path: eager float32, channels_last, torch.compile, bfloat16 autocast,
+   CUDA graphs, the automatic fast path; step time, images/s, ratio to eager.
+2. One epoch of the full profile (70,000 images) end to end, data included: a DataLoader with
+   per-image transforms against images resized once and kept as a tensor on the device. Only a
+   sample of FashionMNIST may be present, so a measured number of batches is timed and the
+   epoch extrapolated (the table says which rows are extrapolated, from how many batches).
+3. Sampling: 150 reverse steps for 100 images, eager against the fast path.
+4. Peak memory of a training step at batch 128, and step time at batch 32, 128 and 512.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from utils import fast  # noqa: E402
+from utils.ddpm_utils import DDPM  # noqa: E402
+from utils.fast import FastPath  # noqa: E402
+from utils.unet_utils import UNet  # noqa: E402
+
+FULL_EPOCH_IMAGES = 70_000
+T = 150
+SKIP_GPU = "skipped: no GPU"
+
+
+# -- machine --------------------------------------------------------------------------------------
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def load_average() -> str:
+    try:
+        return " ".join(f"{v:.2f}" for v in os.getloadavg())
+    except OSError:
+        return "n/a"
+
+
+def machine(device: torch.device) -> dict:
+    info = {
+        "date": dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "load_average_start": load_average(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "device": str(device),
+    }
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info
+
+
+# -- timing ---------------------------------------------------------------------------------------
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+@dataclass
+class Row:
+    """One line of a table: a name, a time per unit, and what else was measured."""
+
+    section: str
+    name: str
+    seconds: float | None = None  # per step (training, sampling call) or per epoch
+    images_per_s: float | None = None
+    ratio: float | None = None  # speed relative to the section's baseline (higher is faster)
+    note: str = ""
+    samples: list[float] = field(default_factory=list)
+
+    def cells(self) -> list[str]:
+        def num(v, fmt):
+            return "" if v is None else format(v, fmt)
+        return [self.name, num(self.seconds, ".4f"), num(self.images_per_s, ",.0f"),
+                "" if self.ratio is None else f"{self.ratio:.2f}x", self.note]
+
+
+def add_ratios(rows: list[Row], baseline: Row) -> None:
+    for row in rows:
+        if row.seconds and baseline.seconds:
+            row.ratio = baseline.seconds / row.seconds
+
+
+# -- training steps -------------------------------------------------------------------------------
+class Stepper:
+    """One training configuration: a model prepared for a path, its optimizer and a step."""
+
+    def __init__(self, path: FastPath, device: torch.device, batch: int, seed: int = 0):
+        torch.manual_seed(seed)
+        self.path, self.device, self.batch = path, device, batch
+        self.model = UNet(T=T).to(device)
+        self.ddpm = DDPM(T=T).to(device)
+        self.call = fast.prepare_model(self.model, path)
+        kwargs = {"fused": True} if path.fused_adam else {}
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-3, **kwargs)
+        g = torch.Generator().manual_seed(seed)
+        self.x = (torch.rand(batch, 1, 16, 16, generator=g) * 2 - 1).to(device)
+        self.model.train()
+
+    def step(self) -> torch.Tensor:
+        fast.mark_step(self.path)
+        self.optimizer.zero_grad(set_to_none=True)
+        t = self.ddpm.random_timesteps(self.batch, self.device)
+        with fast.autocast(self.path):
+            loss = self.ddpm.get_loss(self.call, self.x, t)
+        loss.backward()
+        self.optimizer.step()
+        return loss.detach()
+
+    def timed(self, steps: int) -> float:
+        """Seconds per step over ``steps`` steps (one device sync at the end)."""
+        with fast.cpu_threads(self.path):
+            sync(self.device)
+            start = time.perf_counter()
+            for _ in range(steps):
+                loss = self.step()
+            loss.item()
+            sync(self.device)
+            return (time.perf_counter() - start) / steps
+
+
+def warm(stepper: Stepper, warmup: int) -> float:
+    """Run the first steps (compiling, CUDA-graph recording); return their total seconds."""
+    return stepper.timed(warmup) * warmup
+
+
+def round_robin(steppers: dict[str, Stepper], repeats: int, block: int) -> dict[str, list[float]]:
+    times = {name: [] for name in steppers}
+    for _ in range(repeats):
+        for name, stepper in steppers.items():
+            times[name].append(stepper.timed(block))
+    return times
+
+
+def training_paths(device: torch.device, args) -> dict[str, FastPath | str]:
+    """The configurations of section 1, by name; a string says why a row is skipped."""
+    cuda = device.type == "cuda"
+    dt_ = device.type
+    paths: dict[str, FastPath | str] = {"eager float32 (baseline)": FastPath(dt_)}
+    paths["channels_last"] = FastPath(dt_, channels_last=True)
+    if args.no_compile:
+        paths["torch.compile"] = "skipped: --no-compile"
+    elif not fast.can_compile(dt_):
+        paths["torch.compile"] = "skipped: torch.compile unavailable"
+    else:
+        paths["torch.compile"] = FastPath(dt_, compile=True)
+    paths["bf16 autocast"] = FastPath(dt_, autocast_dtype=torch.bfloat16) if cuda else SKIP_GPU
+    if not cuda:
+        paths["CUDA graphs (compile reduce-overhead)"] = SKIP_GPU
+    elif args.no_compile or not fast.can_compile("cuda"):
+        paths["CUDA graphs (compile reduce-overhead)"] = "skipped: torch.compile unavailable"
+    else:
+        paths["CUDA graphs (compile reduce-overhead)"] = FastPath(dt_, compile=True, cudagraphs=True)
+    auto = fast.choose_path(device, "train")
+    if args.no_compile:
+        auto = fast.with_switches(auto, compile=False, cudagraphs=False)
+    paths[f"automatic fast path = {auto.description}"] = auto if not auto.is_eager else (
+        "same as the baseline: the automatic path on this device is eager float32")
+    return paths
+
+
+def section_training(device: torch.device, args, results: dict) -> list[Row]:
+    block = 20 if device.type == "cuda" else 1
+    steppers, compile_notes = {}, {}
+    paths = training_paths(device, args)
+    rows: dict[str, Row] = dict.fromkeys(paths)  # keeps the table in this order
+    for name, path in paths.items():
+        if isinstance(path, str):
+            rows[name] = Row("train", name, note=path)
+            continue
+        stepper = Stepper(path, device, args.batch)
+        first = warm(stepper, args.warmup + (2 if path.compile else 0))
+        if path.compile:
+            compile_notes[name] = f"compile + first steps {first:.1f} s, paid once per process"
+        steppers[name] = stepper
+    times = round_robin(steppers, args.repeats, block)
+    for name, samples in times.items():
+        sec = median(samples)
+        rows[name] = Row("train", name, sec, args.batch / sec, note=compile_notes.get(name, ""),
+                         samples=samples)
+    baseline = rows["eager float32 (baseline)"]
+    add_ratios(list(rows.values()), baseline)
+    if device.type == "cpu" and not args.quick:
+        rows.update(cpu_extras(device, args))
+    return list(rows.values())
+
+
+def cpu_extras(device: torch.device, args) -> dict[str, Row]:
+    """CPU-only measurements behind the CPU choice: threads, and bf16 autocast at a small batch."""
+    rows = {}
+    cores = os.cpu_count() or 1
+    before = torch.get_num_threads()
+    small = 16  # bf16 without native bf16 instructions is far slower; a small batch keeps it short
+    eager = Stepper(FastPath("cpu"), device, small)
+    bf16 = Stepper(FastPath("cpu", autocast_dtype=torch.bfloat16), device, small)
+    warm(eager, 1)
+    warm(bf16, 1)
+    times = round_robin({"eager": eager, "bf16": bf16}, max(2, args.repeats // 2), 1)
+    e, b = median(times["eager"]), median(times["bf16"])
+    rows["bf16 autocast on CPU"] = Row(
+        "train", f"bf16 autocast on CPU (batch {small})", b, small / b, e / b,
+        note=f"vs eager float32 {e:.4f} s at batch {small}; CPU capability "
+             f"{torch.backends.cpu.get_cpu_capability()}", samples=times["bf16"])
+    rows.update(omp_passive_rows(args))
+    thread_counts = sorted({1, cores, max(1, cores // 2)})
+    if len(thread_counts) > 1:
+        stepper = Stepper(FastPath("cpu"), device, args.batch)
+        per = {n: [] for n in thread_counts}
+        try:
+            for n in thread_counts:
+                torch.set_num_threads(n)
+                warm(stepper, 1)
+            for _ in range(max(2, args.repeats // 2)):
+                for n in thread_counts:
+                    torch.set_num_threads(n)
+                    per[n].append(stepper.timed(1))
+        finally:
+            torch.set_num_threads(before)
+        ref = median(per[before]) if before in per else median(per[max(thread_counts)])
+        for n in thread_counts:
+            sec = median(per[n])
+            rows[f"threads {n}"] = Row("train", f"eager float32, torch.set_num_threads({n})", sec,
+                                       args.batch / sec, ref / sec, note=f"ratio vs {before} threads",
+                                       samples=per[n])
+    return rows
+
+
+CHILD = """
+import sys, statistics
+sys.path.insert(0, {root!r})
+sys.argv = ["bench"]
+import torch
+from benchmarks.bench import Stepper, FastPath, warm
+s = Stepper(FastPath("cpu"), torch.device("cpu"), {batch})
+warm(s, 1)
+print(statistics.median([s.timed(1) for _ in range({reps})]))
+"""
+
+
+def omp_passive_rows(args) -> dict[str, Row]:
+    """Eager steps in child processes with OpenMP's default (spinning) and passive waiting.
+
+    OMP_WAIT_POLICY is read once when PyTorch loads, so it can only be compared across processes.
+    The two children run one after the other, each with the machine's full thread count.
+    """
+    import subprocess
+
+    reps = max(2, args.repeats // 2)
+    code = CHILD.format(root=str(ROOT), batch=args.batch, reps=reps)
+    out = {}
+    for policy in ("default", "PASSIVE"):
+        env = dict(os.environ)
+        env.pop("OMP_WAIT_POLICY", None)
+        if policy == "PASSIVE":
+            env["OMP_WAIT_POLICY"] = "PASSIVE"
+        try:
+            result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                                    timeout=1800, check=True)
+            out[policy] = float(result.stdout.strip().splitlines()[-1])
+        except (subprocess.SubprocessError, ValueError, IndexError) as error:
+            return {"omp": Row("train", "OMP_WAIT_POLICY=PASSIVE", note=f"not measured: {error}")}
+    return {"omp": Row("train", "eager float32, OMP_WAIT_POLICY=PASSIVE (new process)", out["PASSIVE"],
+                       args.batch / out["PASSIVE"], out["default"] / out["PASSIVE"],
+                       note=f"vs a new process with the default policy: {out['default']:.4f} s/step; "
+                            f"{os.cpu_count()} threads; median of {reps} each")}
+
+
+# -- epoch end to end -----------------------------------------------------------------------------
+def section_epoch(device: torch.device, args, results: dict) -> list[Row]:
+    from torch.utils.data import DataLoader, Subset
+
+    from utils.data import DataNotFoundError, TensorBatches, fashion_mnist, fashion_mnist_tensors
+    from utils.training import train
+
+    rows = []
+    batch = args.batch
+    steps_per_epoch = FULL_EPOCH_IMAGES // batch
+    try:
+        tensors = fashion_mnist_tensors(img_size=16)
+    except DataNotFoundError as error:
+        print(f"  epoch section skipped: {str(error).splitlines()[0]}", flush=True)
+        return [Row("epoch", "both routes", note="skipped: FashionMNIST not found (set COURSE_DATA_DIR)")]
+    have = len(tensors)
+    sample_note = "" if have >= FULL_EPOCH_IMAGES else f"{have} real images repeated to {FULL_EPOCH_IMAGES:,}"
+
+    # Route A: per-image PIL transforms in a DataLoader (main process), batches copied to the device.
+    dataset = fashion_mnist(img_size=16)
+    index = [i % len(dataset) for i in range(FULL_EPOCH_IMAGES)]
+    loader = DataLoader(Subset(dataset, index), batch_size=batch, shuffle=True, drop_last=True,
+                        num_workers=args.workers)
+    ddpm = DDPM(T=T).to(device)
+
+    def loss_fn(model, batch_):
+        x = batch_[0].to(device, non_blocking=True)
+        return ddpm.get_loss(model, x, ddpm.random_timesteps(x.shape[0], device))
+
+    def timed_train(batches, path, n_steps):
+        torch.manual_seed(0)
+        model = UNet(T=T).to(device)
+        train(model, loss_fn, batches, epochs=1, lr=1e-3, max_steps=args.warmup + (2 if path.compile else 0),
+              progress=False, fast=path)  # warm up (compile, CUDA graphs) outside the timing
+        sync(device)
+        start = time.perf_counter()
+        history = train(model, loss_fn, batches, epochs=1, lr=1e-3, max_steps=n_steps, progress=False,
+                        fast=path)
+        sync(device)
+        return (time.perf_counter() - start) / history.steps, history
+
+    n_measured = args.epoch_batches
+    eager = FastPath(device.type)
+    # Data alone: how long the loader takes to produce a batch (no training).
+    it = iter(loader)
+    next(it)
+    start = time.perf_counter()
+    for _ in range(n_measured):
+        next(it)
+    loader_only = (time.perf_counter() - start) / n_measured
+
+    per_step, _ = timed_train(loader, eager, n_measured)
+    epoch = per_step * steps_per_epoch
+    base = Row("epoch", "DataLoader + transforms, eager float32 (baseline)", epoch, FULL_EPOCH_IMAGES / epoch,
+               note=f"extrapolated from {n_measured} batches; data alone {loader_only * 1e3:.1f} ms/batch "
+                    f"(num_workers={args.workers})")
+    rows.append(base)
+
+    start = time.perf_counter()
+    full = fashion_mnist_tensors(img_size=16)
+    resize_s = (time.perf_counter() - start) * FULL_EPOCH_IMAGES / have
+    reps = -(-FULL_EPOCH_IMAGES // have)
+    full.images = full.images.repeat(reps, 1, 1, 1)[:FULL_EPOCH_IMAGES]
+    full.labels = full.labels.repeat(reps)[:FULL_EPOCH_IMAGES]
+    on_device = full.to(device)
+    batches = TensorBatches(on_device, batch, generator=torch.Generator().manual_seed(0))
+    start = time.perf_counter()
+    for _ in batches:
+        pass
+    sync(device)
+    tensor_only = (time.perf_counter() - start) / len(batches)
+
+    whole = device.type == "cuda" and not args.quick
+    n_steps = steps_per_epoch if whole else n_measured
+    how = "a whole epoch, measured" if whole else f"extrapolated from {n_measured} batches"
+    per_step, _ = timed_train(batches, eager, n_steps)
+    epoch = per_step * steps_per_epoch
+    rows.append(Row("epoch", "tensors on the device + flip per batch, eager float32", epoch,
+                    FULL_EPOCH_IMAGES / epoch,
+                    note=f"{how}; data alone {tensor_only * 1e3:.2f} ms/batch; one-off resize "
+                         f"~{resize_s:.1f} s for 70,000 images (scaled from {have})"))
+    auto = fast.choose_path(device, "train", steps=steps_per_epoch)
+    if args.no_compile:
+        auto = fast.with_switches(auto, compile=False, cudagraphs=False)
+    if auto.is_eager:
+        rows.append(Row("epoch", "tensors on the device, automatic fast path",
+                        note="same as the row above: the automatic path on this device is eager float32"))
+    else:
+        per_step, history = timed_train(batches, auto, n_steps)
+        epoch = per_step * steps_per_epoch
+        rows.append(Row("epoch", f"tensors on the device, {auto.description}", epoch,
+                        FULL_EPOCH_IMAGES / epoch, note=how))
+    add_ratios(rows, base)
+    for row in rows:
+        if sample_note and row.seconds:
+            row.note += f"; {sample_note}"
+    return rows
+
+
+# -- sampling -------------------------------------------------------------------------------------
+def section_sampling(device: torch.device, args, results: dict) -> list[Row]:
+    n, rows = 100, []
+    torch.manual_seed(0)
+    model = UNet(T=T).to(device).eval()
+    ddpm = DDPM(T=T).to(device)
+    shape = (n, 1, 16, 16)
+    x = torch.randn(shape, device=device)
+    t = torch.full((n,), T // 2, device=device)
+
+    # The model call alone, per path, in turns: the reason behind the CPU choice.
+    calls = {"no_grad (eager)": FastPath(device.type),
+             "inference_mode": FastPath(device.type, inference_mode=True),
+             "inference_mode + channels_last": FastPath(device.type, inference_mode=True, channels_last=True)}
+    if device.type == "cuda":
+        calls["inference_mode + bf16 autocast + channels_last"] = FastPath(
+            "cuda", inference_mode=True, channels_last=True, autocast_dtype=torch.bfloat16)
+    auto_call = fast.choose_path(device, "sample", steps=T)
+    if auto_call not in calls.values():
+        calls[f"automatic: {auto_call.description}"] = auto_call
+    per = {name: [] for name in calls}
+
+    def forward(path):
+        fast.prepare_model(model, path)
+        try:
+            with fast.grad_context(path), fast.autocast(path), fast.cpu_threads(path):
+                sync(device)
+                start = time.perf_counter()
+                for _ in range(block):
+                    model(x, t)
+                sync(device)
+                return (time.perf_counter() - start) / block
+        finally:
+            fast.restore_model(model, path)
+
+    block = 10 if device.type == "cuda" else 1
+    for path in calls.values():
+        forward(path)
+    for _ in range(args.repeats):
+        for name, path in calls.items():
+            per[name].append(forward(path))
+    call_rows = [Row("sample", f"model call, batch {n}: {name}", median(v), n / median(v), samples=v)
+                 for name, v in zip(calls, per.values())]
+    add_ratios(call_rows, call_rows[0])
+
+    # Whole sampler runs: T reverse steps (fewer with --quick, extrapolated).
+    steps = T if not args.quick else 15
+    sampler = DDPM(T=T).to(device)
+
+    def run_sampler(path_or_flag) -> float:
+        # A shorter chain for --quick: same model, fewer steps, scaled back to T steps.
+        d = sampler if steps == T else _short(sampler, steps)
+        g = torch.Generator(device=device).manual_seed(0)
+        sync(device)
+        start = time.perf_counter()
+        d.sample(model, shape, generator=g, n_frames=10, fast=path_or_flag)
+        sync(device)
+        return (time.perf_counter() - start) * T / steps
+
+    auto = fast.choose_path(device, "sample", steps=T)
+    runs = {"sampler, eager float32 (fast=False)": False, f"sampler, automatic fast path = {auto.description}": None}
+    if device.type == "cuda" and not args.no_compile and fast.can_compile("cuda"):
+        compiled = fast.with_switches(auto, compile=True, cudagraphs=True)
+        runs[f"sampler, {compiled.description}"] = compiled
+    sampler_times = {name: [] for name in runs}
+    first = {}
+    for name, flag in runs.items():
+        if isinstance(flag, FastPath) and flag.compile:
+            first[name] = run_sampler(flag) * steps / T  # warm-up run: compiling
+    for _ in range(args.sample_repeats):
+        for name, flag in runs.items():
+            sampler_times[name].append(run_sampler(flag))
+    how = f"{T} steps" if steps == T else f"{steps} steps measured, scaled to {T}"
+    sampler_rows = []
+    for name, v in sampler_times.items():
+        sec = median(v)
+        note = f"{n} images, {how}, median of {len(v)}"
+        if isinstance(runs[name], FastPath) and runs[name].compile:
+            note += f"; first run incl. compile {first[name]:.1f} s"
+        sampler_rows.append(Row("sample", name, sec, n / sec, note=note, samples=v))
+    add_ratios(sampler_rows, sampler_rows[0])
+    return call_rows + sampler_rows
+
+
+def _short(ddpm: DDPM, steps: int) -> DDPM:
+    """The first ``steps`` reverse steps of ``ddpm`` have the cost of a ``steps``-step DDPM."""
+    return DDPM(T=steps).to(ddpm.betas.device)
+
+
+# -- memory and batch size ------------------------------------------------------------------------
+MEMORY_CHILD = """
+import sys
+sys.path.insert(0, {root!r})
+sys.argv = ["bench"]
+import torch
+from benchmarks.bench import Stepper, FastPath, _status_mib
+s = Stepper(FastPath("cpu", channels_last={cl}, threads={threads}), torch.device("cpu"), {batch})
+before = _status_mib("VmRSS")
+s.timed(2)
+print(before, _status_mib("VmHWM"))
+"""
+
+
+def _status_mib(field_name: str) -> float | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field_name + ":"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def _cpu_memory_note(path: FastPath, batch: int) -> str:
+    """Peak resident memory of a fresh process that builds the model and trains 2 steps."""
+    import subprocess
+
+    code = MEMORY_CHILD.format(root=str(ROOT), cl=path.channels_last, threads=path.threads, batch=batch)
+    try:
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=1800,
+                                check=True)
+        before, peak = (float(v) for v in result.stdout.split()[-2:])
+    except (subprocess.SubprocessError, ValueError) as error:
+        return f"resident peak unavailable ({error})"
+    return (f"process resident peak {peak:,.0f} MiB, {peak - before:,.0f} MiB above the {before:,.0f} MiB "
+            f"held before the first step (fresh process)")
+
+
+def section_memory(device: torch.device, args, results: dict) -> list[Row]:
+    rows = []
+    auto = fast.choose_path(device, "train")
+    if args.no_compile:
+        auto = fast.with_switches(auto, compile=False, cudagraphs=False)
+    paths = {"eager float32": FastPath(device.type)}
+    if not auto.is_eager:
+        paths["automatic fast path"] = auto
+    for label, path in paths.items():
+        stepper = Stepper(path, device, args.batch)
+        warm(stepper, 2 + (2 if path.compile else 0))
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+            before = torch.cuda.memory_allocated(device) / 2**20
+            stepper.timed(3)
+            peak = torch.cuda.max_memory_allocated(device) / 2**20
+            note = f"GPU allocated peak {peak:,.0f} MiB ({before:,.0f} MiB held between steps)"
+        else:
+            note = _cpu_memory_note(path, args.batch)
+        rows.append(Row("memory", f"peak memory, training batch {args.batch}, {label}", note=note))
+        del stepper
+
+    sizes = (32, 128, 512)
+    for label, path in paths.items():
+        steppers = {b: Stepper(path, device, b) for b in sizes}
+        for s in steppers.values():
+            warm(s, 1 + (2 if path.compile else 0))
+        block = 20 if device.type == "cuda" else 1
+        reps = max(2, args.repeats // 2)
+        times = {b: [] for b in sizes}
+        for _ in range(reps):
+            for b, s in steppers.items():
+                times[b].append(s.timed(block))
+        base = 128 / median(times[128])
+        for b in sizes:
+            sec = median(times[b])
+            rows.append(Row("batch", f"{label}, batch {b}", sec, b / sec, b / sec / base,
+                            note=f"{sec / b * 1e3:.3f} ms per image; ratio = images/s vs batch 128",
+                            samples=times[b]))
+    return rows
+
+
+# -- profile --------------------------------------------------------------------------------------
+def profile_summary(device: torch.device, args) -> str:
+    """torch.profiler over one training step and one sampling call, summarised by kind of op."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    stepper = Stepper(FastPath(device.type), device, args.batch)
+    warm(stepper, 1)
+    out = []
+    for what, fn in (("training step, eager float32", lambda: stepper.timed(1)),
+                     ("sampling model call (batch 100), no_grad", lambda: _one_call(stepper.model, device))):
+        with profile(activities=activities) as prof:
+            fn()
+        out.append(f"### {what}\n" + _by_kind(prof, device))
+    return "\n".join(out)
+
+
+def _one_call(model, device):
+    with torch.no_grad():
+        model.eval()
+        model(torch.randn(100, 1, 16, 16, device=device), torch.full((100,), 7, device=device))
+        sync(device)
+        model.train()
+
+
+KINDS = (("convolution", ("conv",)), ("group norm", ("group_norm",)), ("GELU / ReLU", ("gelu", "relu")),
+         ("matmul / linear", ("mm", "addmm", "linear")), ("optimizer (Adam)", ("_foreach", "adam", "lerp",
+         "addcdiv", "addcmul", "sqrt")), ("copies / cat / layout", ("copy", "cat", "clone", "contiguous")))
+
+
+def _by_kind(prof, device) -> str:
+    use_cuda = device.type == "cuda"
+    totals, count, all_us = {}, {}, 0.0
+    for evt in prof.key_averages():
+        us = (evt.self_device_time_total if use_cuda else evt.self_cpu_time_total)
+        if not us:
+            continue
+        all_us += us
+        kind = next((k for k, keys in KINDS if any(s in evt.key.lower() for s in keys)), "other")
+        totals[kind] = totals.get(kind, 0.0) + us
+        count[kind] = count.get(kind, 0) + evt.count
+    clock = "GPU" if use_cuda else "CPU"
+    lines = [f"| kind of op | self {clock} time (ms) | share | calls |", "| --- | ---: | ---: | ---: |"]
+    for kind, us in sorted(totals.items(), key=lambda kv: -kv[1]):
+        lines.append(f"| {kind} | {us / 1e3:.1f} | {us / all_us:.0%} | {count[kind]} |")
+    return "\n".join(lines) + "\n"
+
+
+# -- output ---------------------------------------------------------------------------------------
+TITLES = {
+    "train": "Training step (UNet defaults, 16x16)",
+    "epoch": "One epoch of the full profile (70,000 images), end to end",
+    "sample": "Sampling",
+    "memory": "Peak memory",
+    "batch": "Step time against batch size",
+}
+
+
+def table(info: dict, rows: list[Row], args) -> str:
+    head = [f"# Benchmark {info['date']}",
+            f"machine: {info['cpu']}, {info['cores']} cores (torch threads {info['torch_threads']}, "
+            f"{info['cpu_capability']}){', GPU ' + info['gpu'] if 'gpu' in info else ''}",
+            f"torch {info['torch']}, python {info['python']}, device {info['device']}, batch {args.batch}, "
+            f"median of {args.repeats} repeats" + (" (--quick)" if args.quick else ""),
+            f"load average (1, 5, 15 min): {info['load_average_start']} at start, "
+            f"{info.get('load_average_end', 'n/a')} at end"]
+    out = ["\n".join(head)]
+    for section, title in TITLES.items():
+        part = [r for r in rows if r.section == section]
+        if not part:
+            continue
+        unit = "s/epoch" if section == "epoch" else "s/step" if section in ("train", "batch") else "s"
+        lines = [f"\n## {title}", f"| path | {unit} | images/s | vs baseline | note |",
+                 "| --- | ---: | ---: | ---: | --- |"]
+        lines += ["| " + " | ".join(r.cells()) + " |" for r in part]
+        out.append("\n".join(lines))
+    return "\n".join(out) + "\n"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a much shorter run (fewer repeats and steps)")
+    parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
+    parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: the best available)")
+    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--repeats", type=int, default=None, help="timed repeats per row (median)")
+    parser.add_argument("--sample-repeats", type=int, default=None, help="whole sampler runs per path")
+    parser.add_argument("--epoch-batches", type=int, default=None, help="batches timed per epoch route")
+    parser.add_argument("--workers", type=int, default=0, help="DataLoader workers for the baseline route")
+    parser.add_argument("--no-compile", action="store_true", help="skip every torch.compile row")
+    parser.add_argument("--profile", action="store_true", help="append a torch.profiler summary")
+    parser.add_argument("--sections", default="train,epoch,sample,memory",
+                        help="comma-separated subset of train,epoch,sample,memory")
+    args = parser.parse_args(argv)
+
+    from utils.runtime import default_device
+    device = torch.device(args.device) if args.device else default_device()
+    cuda = device.type == "cuda"
+    args.repeats = args.repeats or (3 if args.quick else (10 if cuda else 5))
+    args.sample_repeats = args.sample_repeats or (1 if args.quick or not cuda else 3)
+    args.epoch_batches = args.epoch_batches or (3 if args.quick else (50 if cuda else 6))
+    args.warmup = 3 if cuda else 1
+    if args.quick and not cuda:
+        args.no_compile = True  # compiling alone takes minutes on a small CPU
+    os.environ.pop("COURSE_EAGER", None)
+
+    info = machine(device)
+    print(f"benchmarking on {device} ({info['cpu']}, {info['cores']} cores, load {info['load_average_start']})",
+          flush=True)
+    rows: list[Row] = []
+    results: dict = {}
+    sections = {"train": section_training, "epoch": section_epoch, "sample": section_sampling,
+                "memory": section_memory}
+    started = time.perf_counter()
+    for name in args.sections.split(","):
+        t0 = time.perf_counter()
+        rows += sections[name.strip()](device, args, results)
+        print(f"  {name}: {time.perf_counter() - t0:.0f} s (load {load_average()})", flush=True)
+    info["load_average_end"] = load_average()
+    info["seconds"] = round(time.perf_counter() - started, 1)
+    text = table(info, rows, args)
+    if args.profile:
+        text += "\n## Profile (torch.profiler, one call each)\n" + profile_summary(device, args)
+    print(text)
+    if args.json:
+        payload = {"machine": info, "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+                   "rows": [{k: v for k, v in r.__dict__.items()} for r in rows]}
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(payload, indent=1))
+        print(f"results written to {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(KeyboardInterrupt):
+        sys.exit(main())

@@ -1,0 +1,261 @@
+"""The fast paths (utils.fast) choose sensibly and train and sample like plain eager float32.
+
+Every switch is exercised on the CPU with a small U-Net (img_size 8, down_chs (8, 32, 32)):
+the same start, batches, timesteps and noise on each path must give the same losses (relative
+tolerances; first step, from identical weights / later steps):
+
+- float32 paths (channels_last, torch.compile) differ only in the order of floating-point sums:
+  the first loss agrees to ``FP32_RTOL[0]``. Adam's first updates are close to lr * sign(gradient),
+  so a weight whose gradient is nearly zero may move by +lr on one path and -lr on the other;
+  later losses therefore agree to ``FP32_RTOL[1]``.
+- bfloat16 autocast keeps 8 significant bits (up to 2^-8, about 0.4%, per rounding): losses agree
+  to ``BF16_RTOL``, about a percent.
+"""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from utils import fast
+from utils.ddpm_utils import DDPM
+from utils.fast import FastPath, choose_path, fit_to_device, resolve_path
+from utils.training import train
+from utils.unet_utils import UNet
+
+_REAL_BUSY_CORES = fast.busy_cores
+SMALL = dict(T=20, img_size=8, down_chs=(8, 32, 32))
+STEPS, BATCH = 3, 16
+FP32_RTOL = (1e-5, 1e-3)
+BF16_RTOL = (1e-2, 3e-2)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """Tiny models gain nothing from a second thread, and lose much when the cores are shared."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(autouse=True)
+def _no_overrides(monkeypatch):
+    monkeypatch.delenv("COURSE_EAGER", raising=False)
+    monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
+    monkeypatch.setattr(fast, "busy_cores", lambda: 0)  # choose as on an idle machine
+
+
+def _batches():
+    """STEPS batches of (x0, t, noise): everything random is fixed up front, so paths compare."""
+    g = torch.Generator().manual_seed(1)
+    return [(torch.rand(BATCH, 1, 8, 8, generator=g) * 2 - 1,
+             torch.randint(0, SMALL["T"], (BATCH,), generator=g),
+             torch.randn(BATCH, 1, 8, 8, generator=g)) for _ in range(STEPS)]
+
+
+def _train(path):
+    torch.manual_seed(0)
+    model, ddpm = UNet(**SMALL), DDPM(T=SMALL["T"])
+    history = train(model, lambda m, b: ddpm.get_loss(m, b[0], b[1], noise=b[2]), _batches(),
+                    epochs=1, lr=1e-3, progress=False, fast=path)
+    return model, history
+
+
+def _assert_trains_alike(losses, eager, rtol):
+    losses = torch.tensor(losses)
+    torch.testing.assert_close(losses[0], eager[0], rtol=rtol[0], atol=0)
+    torch.testing.assert_close(losses, eager, rtol=rtol[1], atol=0)
+
+
+@pytest.fixture(scope="module")
+def eager_losses():
+    _, history = _train(False)
+    assert "eager float32" in history.path
+    return torch.tensor(history.losses)
+
+
+# -- choosing a path ----------------------------------------------------------------------------
+def test_cpu_training_stays_eager_and_sampling_uses_measured_switches():
+    train_path = choose_path("cpu", "train")
+    assert train_path.is_eager and "eager float32" in train_path.description
+    sample_path = choose_path("cpu", "sample")
+    assert sample_path.inference_mode and sample_path.channels_last
+    assert not (sample_path.compile or sample_path.cudagraphs or sample_path.autocast_dtype)
+
+
+def test_a_busy_cpu_runs_on_one_thread_and_restores_the_count(monkeypatch):
+    monkeypatch.setattr(fast, "busy_cores", lambda: 64)
+    torch.set_num_threads(2)
+    before = torch.get_num_threads()
+    for purpose in ("train", "sample"):
+        path = choose_path("cpu", purpose)
+        assert path.threads == 1 and "cores busy" in path.reason
+    path = FastPath("cpu", threads=1)
+    assert "1 thread" in path.description and not path.is_eager
+    with fast.cpu_threads(path):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    assert fit_to_device(path, "cuda").threads is None  # only the CPU's threads are set
+    torch.set_num_threads(1)
+
+
+def test_busy_cores_reads_a_count():
+    assert fast.busy_cores.__name__ == "<lambda>"  # patched in these tests; the real one below
+    assert isinstance(_REAL_BUSY_CORES(samples=2, interval_s=0), int) and _REAL_BUSY_CORES(1, 0) >= 0
+
+
+def test_one_thread_trains_like_eager(eager_losses):
+    _, history = _train(FastPath("cpu", threads=1))
+    assert "1 thread" in history.path
+    _assert_trains_alike(history.losses, eager_losses, FP32_RTOL)
+
+
+@pytest.mark.parametrize("setting", ["COURSE_EAGER", "NBGRADER_EXECUTION"])
+def test_one_switch_falls_back_to_eager(monkeypatch, setting):
+    monkeypatch.setenv(setting, "1")
+    for device in ("cpu", "cuda"):
+        for purpose in ("train", "sample"):
+            assert choose_path(device, purpose).is_eager
+    assert resolve_path(True, "cpu", "sample").is_eager  # the environment wins over fast=True
+    assert choose_path("cpu", "sample", eager=False).inference_mode  # an explicit False wins
+
+
+def test_eager_argument_and_bad_values():
+    assert choose_path("cuda", eager=True).is_eager
+    assert resolve_path(False, "cuda").is_eager
+    with pytest.raises(ValueError, match="purpose"):
+        choose_path("cpu", "predict")
+    with pytest.raises(TypeError, match="fast must be"):
+        resolve_path("yes", "cpu")
+
+
+def test_cuda_path_compiles_only_runs_long_enough(monkeypatch):
+    monkeypatch.setattr(fast, "can_compile", lambda device_type: True)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    long = choose_path("cuda", "train", steps=2_000)
+    assert long.compile and long.cudagraphs and long.compile_mode == "reduce-overhead"
+    assert long.channels_last and long.fused_adam and long.autocast_dtype == torch.bfloat16
+    assert "CUDA graphs" in long.description and "bfloat16 autocast" in long.description
+    short = choose_path("cuda", "train", steps=2)  # a graded run: compiling would cost more
+    assert not short.compile and not short.cudagraphs and "too short" in short.reason
+    sample = choose_path("cuda", "sample", steps=150)
+    assert sample.inference_mode and not sample.fused_adam and sample.autocast_dtype == torch.bfloat16
+
+
+def test_cuda_only_switches_are_dropped_on_the_cpu():
+    wanted = FastPath("cuda", compile=True, cudagraphs=True, fused_adam=True)
+    fitted = fit_to_device(wanted, "cpu")
+    assert fitted.device_type == "cpu" and not fitted.cudagraphs and not fitted.fused_adam
+    assert fitted.compile == fast.can_compile("cpu")
+    assert "not available on cpu" in fitted.reason
+    assert fit_to_device(FastPath("cpu", cudagraphs=True), "cpu").cudagraphs is False  # needs compile
+    assert fit_to_device(choose_path("cpu", "sample"), "cpu") == choose_path("cpu", "sample")
+
+
+# -- training on each path ----------------------------------------------------------------------
+def test_default_training_on_cpu_records_its_path(eager_losses):
+    model, history = _train(None)
+    assert history.path == choose_path("cpu").description
+    assert torch.equal(torch.tensor(history.losses), eager_losses)  # the CPU default is eager
+    assert f"path {history.path}" in history.summary()
+
+
+def test_channels_last_trains_like_eager_and_puts_the_weights_back(eager_losses):
+    model, history = _train(FastPath("cpu", channels_last=True))
+    assert "channels_last" in history.path
+    _assert_trains_alike(history.losses, eager_losses, FP32_RTOL)
+    assert all(p.is_contiguous() for p in model.parameters())
+
+
+def test_bf16_autocast_trains_like_eager_within_bf16_precision(eager_losses):
+    path = FastPath("cpu", autocast_dtype=torch.bfloat16)
+    with fast.autocast(path):  # the switch really computes in bfloat16 on this device
+        assert torch.nn.Conv2d(1, 2, 3)(torch.randn(1, 1, 4, 4)).dtype == torch.bfloat16
+    model, history = _train(path)
+    assert "bfloat16 autocast" in history.path
+    assert all(p.dtype == torch.float32 for p in model.parameters())  # weights stay float32
+    _assert_trains_alike(history.losses, eager_losses, BF16_RTOL)
+
+
+@pytest.mark.slow  # compiling forward and backward: about 1 min on 2 idle cores, 4 min on busy ones
+@pytest.mark.skipif(not fast.can_compile("cpu"), reason="torch.compile needs a C compiler on the CPU")
+def test_compiled_training_matches_eager(eager_losses):
+    # Asked for CUDA graphs on a CPU: the guard drops them and compiles for the CPU instead.
+    model, history = _train(FastPath("cpu", compile=True, cudagraphs=True))
+    assert "torch.compile" in history.path and "CUDA graphs" not in history.path
+    _assert_trains_alike(history.losses, eager_losses, FP32_RTOL)
+    assert not any(k.startswith("_orig_mod") for k in model.state_dict())  # plain module keys
+
+
+def test_reading_losses_back_in_groups_keeps_the_history(tmp_path):
+    def run(sync_every):
+        torch.manual_seed(0)
+        model = torch.nn.Linear(3, 1)
+        xs = [torch.randn(8, 3) for _ in range(5)]
+        return train(model, lambda m, x: (m(x) - x.sum(1, keepdim=True)).pow(2).mean(), xs, epochs=2,
+                     lr=0.05, max_steps=7, progress=False, sync_every=sync_every)
+
+    one, grouped = run(1), run(3)
+    assert grouped.losses == one.losses and grouped.steps == 7 and grouped.completed
+    assert grouped.epoch_losses == pytest.approx(one.epoch_losses, rel=1e-12)
+
+
+# -- sampling -----------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def small_model():
+    torch.manual_seed(0)
+    return UNet(**SMALL).eval()
+
+
+def test_fast_sampling_gives_eager_images(small_model):
+    ddpm = DDPM(T=SMALL["T"])
+    eager = ddpm.sample(small_model, (6, 1, 8, 8), generator=torch.Generator().manual_seed(3),
+                        n_frames=4, fast=False)
+    quick = ddpm.sample(small_model, (6, 1, 8, 8), generator=torch.Generator().manual_seed(3), n_frames=4)
+    torch.testing.assert_close(quick.images, eager.images, rtol=0, atol=1e-4)
+    torch.testing.assert_close(quick.frames, eager.frames, rtol=0, atol=1e-4)
+    assert quick.timesteps == eager.timesteps and torch.equal(quick.frames[-1], quick.images)
+    # Made under inference_mode, handed back as ordinary tensors that autograd can use.
+    assert not quick.images.is_inference() and not quick.frames.is_inference()
+    quick.images.requires_grad_()
+    assert all(p.is_contiguous() for p in small_model.parameters())  # weights back in NCHW
+
+
+def test_inference_mode_alone_is_bit_identical(small_model):
+    ddpm = DDPM(T=SMALL["T"])
+    eager = ddpm.sample(small_model, (2, 1, 8, 8), generator=torch.Generator().manual_seed(4), fast=False)
+    path = FastPath("cpu", inference_mode=True)
+    quick = ddpm.sample(small_model, (2, 1, 8, 8), generator=torch.Generator().manual_seed(4), fast=path)
+    assert torch.equal(quick.images, eager.images)
+
+
+def test_fast_sampling_of_a_function_and_a_training_module():
+    ddpm = DDPM(T=5)
+    trace = ddpm.sample(lambda x, t: 0.1 * x, (2, 1, 4, 4), generator=torch.Generator().manual_seed(0))
+    plain = ddpm.sample(lambda x, t: 0.1 * x, (2, 1, 4, 4), generator=torch.Generator().manual_seed(0),
+                        fast=False)
+    assert torch.equal(trace.images, plain.images)
+    model = _ConvNoise().train()
+    ddpm.sample(model, (1, 1, 4, 4))
+    assert model.training and model.conv.weight.is_contiguous()
+    with pytest.raises(ValueError, match="returned shape"):
+        ddpm.sample(lambda x, t: x[:, :, :2], (1, 1, 4, 4))
+
+
+def test_bf16_sampling_stays_close(small_model):
+    ddpm = DDPM(T=SMALL["T"])
+    eager = ddpm.sample(small_model, (4, 1, 8, 8), generator=torch.Generator().manual_seed(5), fast=False)
+    bf16 = ddpm.sample(small_model, (4, 1, 8, 8), generator=torch.Generator().manual_seed(5),
+                       fast=FastPath("cpu", inference_mode=True, autocast_dtype=torch.bfloat16))
+    assert bf16.images.dtype == torch.float32
+    assert (bf16.images - eager.images).abs().max() < 0.05 * eager.images.abs().max()
+
+
+class _ConvNoise(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(1, 1, 3, padding=1)
+
+    def forward(self, x, t):
+        return self.conv(x)
