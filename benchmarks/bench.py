@@ -382,7 +382,10 @@ def section_epoch(device: torch.device, args, results: dict) -> list[Row]:
                     FULL_EPOCH_IMAGES / epoch,
                     note=f"{how}; data alone {tensor_only * 1e3:.2f} ms/batch; one-off resize "
                          f"~{resize_s:.1f} s for 70,000 images (scaled from {have})"))
-    auto = fast.choose_path(device, "train", steps=steps_per_epoch)
+    # Notebook 03's full profile trains 5 epochs; the automatic choice sees the whole run.
+    from utils.profiles import PROFILES, train_plan
+    run_steps = train_plan("03_Optimizations", PROFILES["full"]).epochs * steps_per_epoch
+    auto = fast.choose_path(device, "train", steps=run_steps)
     if args.no_compile:
         auto = fast.with_switches(auto, compile=False, cudagraphs=False)
     if auto.is_eager:

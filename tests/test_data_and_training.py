@@ -146,3 +146,20 @@ def test_checkpoint_path(monkeypatch, tmp_path):
     assert checkpoint_path("unet", PROFILES["fast"]) == tmp_path / "unet-fast.pt"
     assert checkpoint_path("unet", PROFILES["grade"]) is None
     assert History().summary() == "no training steps yet"
+
+
+def test_a_checkpoint_without_a_recorded_path_still_loads(tmp_path):
+    ckpt = tmp_path / "run.pt"
+    _, history = _tiny_run(ckpt, epochs=1)
+    assert "eager float32" in history.path or "thread" in history.path
+    state = torch.load(ckpt, weights_only=True)
+    del state["history"]["path"]  # as written before History recorded the path
+    torch.save(state, ckpt)
+    loaded = load_checkpoint(torch.nn.Linear(3, 1), ckpt)
+    assert loaded.path == "" and loaded.steps == 4 and "path" not in loaded.summary()
+
+
+def test_train_can_be_forced_eager(tmp_path, monkeypatch):
+    monkeypatch.setenv("COURSE_EAGER", "1")
+    _, history = _tiny_run(None, epochs=1)
+    assert history.path == "cpu: eager float32 (COURSE_EAGER=1)"
