@@ -7,6 +7,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from . import unet_utils
+
 
 class DownBlock(nn.Module):
     """(Conv 3x3 -> BatchNorm -> ReLU) twice, then MaxPool 2: [N, in, H, W] -> [N, out, H/2, W/2]."""
@@ -52,23 +54,11 @@ class UpBlock(nn.Module):
         return self.model(x)
 
 
-class EmbedBlock(nn.Module):
+class EmbedBlock(unet_utils.EmbedBlock):
     """Linear -> ReLU -> Linear, shaped to add to feature maps: [N, input_dim] -> [N, emb_dim, 1, 1]."""
 
     def __init__(self, input_dim, emb_dim):
-        super().__init__()
-        self.input_dim = input_dim
-        layers = [
-            nn.Linear(input_dim, emb_dim),
-            nn.ReLU(),
-            nn.Linear(emb_dim, emb_dim),
-            nn.Unflatten(1, (emb_dim, 1, 1)),
-        ]
-        self.model = nn.Sequential(*layers)
-
-    def forward(self, x):
-        x = x.view(-1, self.input_dim)
-        return self.model(x)
+        super().__init__(input_dim, emb_dim, activation=nn.ReLU)
 
 
 class BasicUNet(nn.Module):

@@ -104,14 +104,17 @@ class SinusoidalPositionEmbedBlock(nn.Module):
 
 
 class EmbedBlock(nn.Module):
-    """Linear -> GELU -> Linear, shaped to add to feature maps: [N, input_dim] -> [N, emb_dim, 1, 1]."""
+    """Linear -> GELU -> Linear, shaped to add to feature maps: [N, input_dim] -> [N, emb_dim, 1, 1].
 
-    def __init__(self, input_dim, emb_dim):
+    ``activation`` is the layer class between the two Linears (notebook 02's version uses nn.ReLU).
+    """
+
+    def __init__(self, input_dim, emb_dim, activation=nn.GELU):
         super().__init__()
         self.input_dim = input_dim
         layers = [
             nn.Linear(input_dim, emb_dim),
-            nn.GELU(),
+            activation(),
             nn.Linear(emb_dim, emb_dim),
             nn.Unflatten(1, (emb_dim, 1, 1)),
         ]
