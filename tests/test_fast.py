@@ -96,6 +96,12 @@ def test_a_busy_cpu_runs_on_one_thread_and_restores_the_count(monkeypatch):
         assert torch.get_num_threads() == 1
     assert torch.get_num_threads() == before
     assert fit_to_device(path, "cuda").threads is None  # only the CPU's threads are set
+    monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")  # grading: eager, but one thread
+    graded = choose_path("cpu", "sample")
+    assert graded.threads == 1 and not graded.inference_mode and not graded.channels_last
+    assert "nbgrader" in graded.reason
+    monkeypatch.setenv("COURSE_EAGER", "1")  # plain eager means plain eager
+    assert choose_path("cpu").is_eager
     torch.set_num_threads(1)
 
 
