@@ -140,7 +140,7 @@ def run_trimmed(nb: dict, until_grade_id: str, cwd: Path, timeout: int = 120, km
     With ``km`` (a started KernelManager) the run reuses that kernel after resetting its namespace.
     Returns, for each graded test cell that ran, None if it passed or the error's name and text.
     """
-    cells = [{"cell_type": "code", "metadata": {}, "source": "%reset -f", "outputs": [],
+    cells = [{"cell_type": "code", "id": "reset", "metadata": {}, "source": "%reset -f", "outputs": [],
               "execution_count": None}] if km is not None else []
     for cell in nb["cells"]:
         if not is_slow(cell):

@@ -1,8 +1,11 @@
 """Finished versions of everything the course notebooks teach.
 
-Each module holds one concept: ``ddpm_utils`` the diffusion math, ``unet_utils`` the optimised
-U-Net of notebook 03, ``basic_unet`` the plain U-Net of notebooks 01 and 02, ``data`` the dataset,
-``training`` the training loop with checkpoints, ``plotting`` the pictures, ``grading`` the checks
-the notebooks run, ``profiles`` the run sizes and ``runtime`` the device and seed helpers.
-Later notebooks import from here instead of defining the same blocks again.
+One concept a module: ``ddpm_utils`` the diffusion math, ``basic_unet`` the plain U-Net of notebooks
+01 and 02, ``unet_utils`` the optimised U-Net of notebook 03 (class-conditional for 04), ``guidance``
+classifier-free guidance (04), ``ablation`` the switchable U-Net of 03's ablation, ``data`` the dataset,
+``training`` the training loop with checkpoints, ``fast`` the choice of execution path, ``profiles``
+the run sizes, ``runtime`` the device and seed helpers, ``plotting`` and ``explore`` the pictures and
+interactive helpers, ``metrics`` numbers about generated images, ``grading`` the checks the notebooks
+run and ``release`` the generation of student notebooks. Later notebooks import from here instead of
+defining the same blocks again.
 """
