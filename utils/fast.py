@@ -194,7 +194,8 @@ def choose_path(device: torch.device | str, purpose: Purpose = "train", *,
     if device_type == "cuda":
         long_enough = steps is None or steps >= min_compile_steps
         compiled = long_enough and can_compile("cuda")
-        bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+        # Native bfloat16 only (Ampere and later); emulated bfloat16 on older GPUs is slower.
+        bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported(including_emulation=False)
         reason = "CUDA" if compiled else (
             "CUDA, run too short to compile" if not long_enough else "CUDA, no Triton to compile")
         return FastPath("cuda", channels_last=True, compile=compiled, cudagraphs=compiled,
