@@ -463,7 +463,8 @@ def section_sampling(device: torch.device, args, results: dict) -> list[Row]:
         return (time.perf_counter() - start) * T / steps
 
     auto = fast.choose_path(device, "sample", steps=T)
-    runs = {"sampler, eager float32 (fast=False)": False, f"sampler, automatic fast path = {auto.description}": None}
+    runs = {"sampler, eager float32 (fast=False)": False,
+            f"sampler, automatic fast path = {auto.description}": None}
     if device.type == "cuda" and not args.no_compile and fast.can_compile("cuda"):
         compiled = fast.with_switches(auto, compile=True, cudagraphs=True)
         runs[f"sampler, {compiled.description}"] = compiled
@@ -680,8 +681,8 @@ def main(argv=None) -> int:
     os.environ.pop("COURSE_EAGER", None)
 
     info = machine(device)
-    print(f"benchmarking on {device} ({info['cpu']}, {info['cores']} cores, load {info['load_average_start']})",
-          flush=True)
+    print(f"benchmarking on {device} ({info['cpu']}, {info['cores']} cores, "
+          f"load {info['load_average_start']})", flush=True)
     rows: list[Row] = []
     results: dict = {}
     sections = {"train": section_training, "epoch": section_epoch, "sample": section_sampling,
@@ -698,8 +699,8 @@ def main(argv=None) -> int:
         text += "\n## Profile (torch.profiler, one call each)\n" + profile_summary(device, args)
     print(text)
     if args.json:
-        payload = {"machine": info, "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-                   "rows": [{k: v for k, v in r.__dict__.items()} for r in rows]}
+        plain_args = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+        payload = {"machine": info, "args": plain_args, "rows": [dict(r.__dict__) for r in rows]}
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(payload, indent=1))
         print(f"results written to {args.json}")

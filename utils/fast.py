@@ -189,7 +189,8 @@ def choose_path(device: torch.device | str, purpose: Purpose = "train", *,
             return FastPath(device_type, reason="COURSE_EAGER=1")
         # Grading: eager float32, nothing to compile; on a CPU that other graders keep busy, one thread.
         threads, why = _busy_cpu_threads(device_type)
-        return FastPath(device_type, threads=threads, reason="nbgrader is grading" + (f"; {why}" if why else ""))
+        reason = "nbgrader is grading" + (f"; {why}" if why else "")
+        return FastPath(device_type, threads=threads, reason=reason)
     sampling = purpose == "sample"
     if device_type == "cuda":
         long_enough = steps is None or steps >= min_compile_steps
