@@ -69,13 +69,14 @@ def test_get_loss_passes_extra_model_arguments(ddpm):
 
 
 def test_reverse_step_at_t0_is_deterministic_mean(ddpm):
-    x_t, e_t = torch.randn(4, 1, 4, 4), torch.randn(4, 1, 4, 4)
+    g = torch.Generator().manual_seed(0)
+    x_t, e_t = torch.randn(4, 1, 4, 4, generator=g), torch.randn(4, 1, 4, 4, generator=g)
     t = torch.zeros(4, dtype=torch.long)
     a = ddpm.reverse_q(x_t, t, e_t)
     b = ddpm.reverse_q(x_t, t, e_t)
     assert torch.equal(a, b)
     expected = (x_t - ddpm.betas[0] / (1 - ddpm.alpha_bars[0]).sqrt() * e_t) / ddpm.alphas[0].sqrt()
-    assert torch.allclose(a, expected, atol=1e-6)
+    assert torch.allclose(a, expected, atol=1e-5)
 
 
 def test_reverse_step_spread_is_sqrt_beta(ddpm):
