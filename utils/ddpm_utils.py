@@ -138,7 +138,10 @@ class DDPM(nn.Module):
         Returns:
             (x_t, noise), both [N, C, H, W].
         """
-        t = self._timesteps(t, x0)
+        return self._q(x0, self._timesteps(t, x0), noise, generator)
+
+    def _q(self, x0, t, noise, generator):
+        """``q`` for timesteps that were already checked (one check per training step is enough)."""
         if noise is None:
             noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
         elif noise.shape != x0.shape:
@@ -159,7 +162,7 @@ class DDPM(nn.Module):
             model_args: extra inputs for the model (a class and its mask in notebook 04).
         """
         t = self._timesteps(t, x0)
-        x_t, noise = self.q(x0, t, noise=noise, generator=generator)
+        x_t, noise = self._q(x0, t, noise, generator)
         return F.mse_loss(model(x_t, t, *model_args), noise)
 
     # -- reverse process --------------------------------------------------------------------
