@@ -145,10 +145,12 @@ class TensorBatches:
         n, device = len(self.data), self.data.images.device
         order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
         order = order.to(device)
+        # One draw and one copy to the device per epoch, not per batch (each copy can stall a GPU).
+        flips = (torch.rand(n, generator=self.generator) < 0.5).to(device) if self.flip else None
         for b in range(len(self)):
             index = order[b * self.batch_size:(b + 1) * self.batch_size]
             images, labels = self.data.images[index], self.data.labels[index]
-            if self.flip:
-                flip = (torch.rand(index.shape[0], generator=self.generator) < 0.5).to(device)
+            if flips is not None:
+                flip = flips[b * self.batch_size:(b + 1) * self.batch_size]
                 images = torch.where(flip[:, None, None, None], images.flip(-1), images)
             yield images, labels
