@@ -52,7 +52,7 @@ def solution_cells(nb: dict) -> dict[str, dict]:
     return {k: c for k, c in cells_by_grade_id(nb).items() if nbgrader_meta(c).get("solution")}
 
 
-def test_cells(nb: dict) -> dict[str, dict]:
+def graded_test_cells(nb: dict) -> dict[str, dict]:
     return {k: c for k, c in cells_by_grade_id(nb).items()
             if nbgrader_meta(c).get("grade") and c["cell_type"] == "code"}
 

@@ -17,7 +17,7 @@ import pytest
 
 from conftest import ROOT, report
 from course_harness import (KernelPool, TempCourse, cells_by_grade_id, fill_in, nbgrader_meta, read, released_path,
-                            run_trimmed, solution_cells, solution_path, test_cells)
+                            run_trimmed, solution_cells, solution_path, graded_test_cells)
 from mutants import apply as apply_mutant
 from mutants import load as load_mutants
 
@@ -45,7 +45,7 @@ def test_stored_without_outputs(assignment):
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_every_answer_cell_is_graded(assignment):
     nb = read(solution_path(assignment))
-    answers, tests = solution_cells(nb), test_cells(nb)
+    answers, tests = solution_cells(nb), graded_test_cells(nb)
     assert answers and tests
     assert all(nbgrader_meta(c).get("points", 0) > 0 for c in tests.values())
     ids = [nbgrader_meta(c).get("grade_id") for c in nb["cells"]]
@@ -105,9 +105,9 @@ def test_visible_checks_pass_on_right_answers(assignment, tmp_path):
 def test_trimmed_solution_passes_every_test(assignment, tmp_path, kernels):
     """The quick path the mutants use (slow cells skipped) is itself green on the right answers."""
     nb = read(solution_path(assignment))
-    last = list(test_cells(nb))[-1]
+    last = list(graded_test_cells(nb))[-1]
     results = run_trimmed(nb, last, tmp_path, km=kernels(assignment))
-    assert set(results) == set(test_cells(nb))
+    assert set(results) == set(graded_test_cells(nb))
     assert all(r is None for r in results.values()), {k: v for k, v in results.items() if v}
 
 
