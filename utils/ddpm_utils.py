@@ -239,7 +239,11 @@ class DDPM(nn.Module):
         """The timesteps after which ``sample`` keeps a snapshot."""
         return set(torch.linspace(self.T - 1, 0, max(n_frames - 1, 1)).round().long().tolist())
 
-    def _sample(self, model, shape, model_args, generator, n_frames, progress) -> SampleTrace:
+    def _run_reverse(self, shape, generator, n_frames, progress, step):
+        """Draw x_T and apply ``step(x_t, t) -> x_{t-1}`` for t = T-1 .. 0, keeping snapshots.
+
+        Returns (x_0, frames [K, N, C, H, W] on the CPU, the timestep of each frame).
+        """
         device = self.betas.device
         x = torch.randn(shape, generator=generator, device=device)
         keep = self._frame_steps(n_frames)
@@ -249,12 +253,18 @@ class DDPM(nn.Module):
             from tqdm.auto import tqdm
             steps = tqdm(steps, desc="sampling", leave=False)
         for i in steps:
-            t = torch.full((shape[0],), i, device=device, dtype=torch.long)
-            x = self.reverse_q(x, t, model(x, t, *model_args), generator=generator)
+            x = step(x, torch.full((shape[0],), i, device=device, dtype=torch.long))
             if i in keep:
                 frames.append(x.cpu())
                 stamps.append(i)
-        return SampleTrace(images=x, frames=torch.stack(frames), timesteps=stamps)
+        return x, torch.stack(frames), stamps
+
+    def _sample(self, model, shape, model_args, generator, n_frames, progress) -> SampleTrace:
+        def step(x, t):
+            return self.reverse_q(x, t, model(x, t, *model_args), generator=generator)
+
+        x, frames, stamps = self._run_reverse(shape, generator, n_frames, progress, step)
+        return SampleTrace(images=x, frames=frames, timesteps=stamps)
 
     def _sample_fast(self, model, shape, model_args, generator, n_frames, progress,
                      path) -> SampleTrace:
@@ -265,30 +275,20 @@ class DDPM(nn.Module):
         """
         from .fast import autocast, cpu_threads, grad_context, mark_step, prepare_model, restore_model
 
-        device = self.betas.device
         call = prepare_model(model, path)
+
+        def step(x, t):
+            mark_step(path)
+            with autocast(path):
+                e_t = call(x, t, *model_args)
+            if e_t.shape != x.shape:
+                raise ValueError(f"the model returned shape {list(e_t.shape)} for images of "
+                                 f"shape {list(x.shape)}")
+            return self._reverse_step(x, t, e_t, generator)
+
         try:
             with grad_context(path), cpu_threads(path):
-                x = torch.randn(shape, generator=generator, device=device)
-                keep = self._frame_steps(n_frames)
-                frames, stamps = [x.cpu()], [self.T]
-                steps = range(self.T - 1, -1, -1)
-                if progress:
-                    from tqdm.auto import tqdm
-                    steps = tqdm(steps, desc="sampling", leave=False)
-                for i in steps:
-                    t = torch.full((shape[0],), i, device=device, dtype=torch.long)
-                    mark_step(path)
-                    with autocast(path):
-                        e_t = call(x, t, *model_args)
-                    if e_t.shape != x.shape:
-                        raise ValueError(f"the model returned shape {list(e_t.shape)} for images of "
-                                         f"shape {list(x.shape)}")
-                    x = self._reverse_step(x, t, e_t, generator)
-                    if i in keep:
-                        frames.append(x.cpu())
-                        stamps.append(i)
-                frames = torch.stack(frames)
+                x, frames, stamps = self._run_reverse(shape, generator, n_frames, progress, step)
         finally:
             restore_model(model, path)
         # Outside inference_mode, clones are ordinary tensors that autograd may use later.
