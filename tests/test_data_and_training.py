@@ -163,3 +163,19 @@ def test_train_can_be_forced_eager(tmp_path, monkeypatch):
     monkeypatch.setenv("COURSE_EAGER", "1")
     _, history = _tiny_run(None, epochs=1)
     assert history.path == "cpu: eager float32 (COURSE_EAGER=1)"
+
+
+def test_eval_mode_restores_training_even_after_an_error():
+    from utils.runtime import eval_mode
+
+    net = torch.nn.BatchNorm2d(2).train()
+    with pytest.raises(RuntimeError):
+        with eval_mode(net):
+            assert not net.training
+            raise RuntimeError("boom")
+    assert net.training
+    with eval_mode(net.eval()):
+        pass
+    assert not net.training  # a model already in eval mode stays there
+    with eval_mode(lambda x: x) as f:  # plain functions pass through
+        assert f(3) == 3

@@ -21,6 +21,7 @@ from torch import nn
 
 from . import basic_unet, unet_utils
 from .ddpm_utils import DDPM
+from .runtime import eval_mode
 from .unet_utils import BIG_GROUPS, SMALL_GROUPS
 
 
@@ -155,8 +156,5 @@ def evaluation_loss(model: nn.Module, ddpm: DDPM, images: torch.Tensor, seed: in
     g = torch.Generator().manual_seed(seed)
     t = torch.randint(0, ddpm.T, (images.shape[0],), generator=g).to(images.device)
     noise = torch.randn(images.shape, generator=g).to(images.device)
-    was_training = model.training
-    model.eval()
-    loss = ddpm.get_loss(model, images, t, noise=noise).item()
-    model.train(was_training)
-    return loss
+    with eval_mode(model):
+        return ddpm.get_loss(model, images, t, noise=noise).item()

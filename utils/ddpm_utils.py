@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .runtime import eval_mode
+
 NoiseModel = Callable[..., torch.Tensor]
 
 
@@ -224,16 +226,10 @@ class DDPM(nn.Module):
         from .fast import resolve_path
 
         path = resolve_path(fast, self.betas.device, "sample", steps=self.T)
-        training = isinstance(model, nn.Module) and model.training
-        if training:
-            model.eval()  # BatchNorm must use its running statistics while sampling
-        try:
+        with eval_mode(model):  # BatchNorm must use its running statistics while sampling
             if path.is_eager:
                 return self._sample(model, shape, model_args, generator, n_frames, progress)
             return self._sample_fast(model, shape, model_args, generator, n_frames, progress, path)
-        finally:
-            if training:
-                model.train()
 
     def _frame_steps(self, n_frames: int) -> set[int]:
         """The timesteps after which ``sample`` keeps a snapshot."""

@@ -17,9 +17,9 @@ context, 0 = drop it (the network then sees the all-zero vector ``c * c_mask``).
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 from .ddpm_utils import DDPM, NoiseModel, SampleTrace
+from .runtime import eval_mode
 
 
 def context_mask(n: int, drop_prob: float, device: torch.device | str = "cpu",
@@ -110,13 +110,7 @@ def guided_sample(ddpm: DDPM, model: NoiseModel, c: torch.Tensor, w: float | tor
     if len(image_shape) != 3:
         raise ValueError(f"image_shape must be [C, H, W], got {tuple(image_shape)}")
     w = torch.as_tensor(w, dtype=torch.float32, device=c.device)
-    training = isinstance(model, nn.Module) and model.training
-    if training:
-        model.eval()  # DDPM.sample only sees the wrapper below, so switch the network here
-    try:
+    with eval_mode(model):  # DDPM.sample only sees the wrapper below, so switch the network here
         return ddpm.sample(lambda x_t, t, c_, w_: guided_noise(model, x_t, t, c_, w_),
                            (c.shape[0], *image_shape), c, w, generator=generator,
                            n_frames=n_frames, progress=progress)
-    finally:
-        if training:
-            model.train()

@@ -1,10 +1,12 @@
 """Device choice and seeding: the only process-wide state the course touches."""
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 
 import torch
+from torch import nn
 
 
 def default_device() -> torch.device:
@@ -39,3 +41,19 @@ def set_seed(seed: int) -> torch.Generator:
     else:
         numpy.random.seed(seed)
     return torch.Generator().manual_seed(seed)
+
+
+@contextlib.contextmanager
+def eval_mode(model):
+    """Run the block with ``model`` in eval mode (BatchNorm on running statistics), then restore.
+
+    Anything that is not an ``nn.Module`` (a plain function wrapping one, say) is left alone.
+    """
+    training = isinstance(model, nn.Module) and model.training
+    if training:
+        model.eval()
+    try:
+        yield model
+    finally:
+        if training:
+            model.train()
