@@ -4,7 +4,7 @@ Run it with ``make bench`` (``BENCH_ARGS="--quick"`` for a short run) or
 ``python benchmarks/bench.py [--quick] [--json results.json] [--device cpu|cuda] [--profile]``.
 
 Model: ``utils.unet_utils.UNet()`` (defaults: 16x16, down_chs (64, 64, 128)), DDPM with T = 150,
-the loss ``ddpm.get_loss`` the notebooks use, Adam, batch 128. Every time is the median of
+the loss ``ddpm.training_loss`` the notebooks use, Adam, batch 128. Every time is the median of
 several repeats; the paths are measured in turns (round robin), so a change in the machine's
 load hits all of them alike and the ratios to the eager float32 baseline stay fair.
 
@@ -138,7 +138,7 @@ class Stepper:
         self.optimizer.zero_grad(set_to_none=True)
         t = self.ddpm.random_timesteps(self.batch, self.device)
         with fast.autocast(self.path):
-            loss = self.ddpm.get_loss(self.call, self.x, t)
+            loss = self.ddpm.training_loss(self.call, self.x, t)
         loss.backward()
         self.optimizer.step()
         return loss.detach()
@@ -328,7 +328,7 @@ def section_epoch(device: torch.device, args, results: dict) -> list[Row]:
 
     def loss_fn(model, batch_):
         x = batch_[0].to(device, non_blocking=True)
-        return ddpm.get_loss(model, x, ddpm.random_timesteps(x.shape[0], device))
+        return ddpm.training_loss(model, x, ddpm.random_timesteps(x.shape[0], device))
 
     def timed_train(batches, path, n_steps):
         torch.manual_seed(0)

@@ -33,7 +33,7 @@ def test_extract_broadcasts_per_sample():
 def test_q_with_zero_noise_scales_the_image(ddpm):
     x0 = torch.randn(3, 1, 4, 4)
     t = torch.tensor([0, 50, 149])
-    x_t, noise = ddpm.q(x0, t, noise=torch.zeros_like(x0))
+    x_t, noise = ddpm.q_sample(x0, t, noise=torch.zeros_like(x0))
     expected = ddpm.alpha_bars[t].sqrt().view(-1, 1, 1, 1) * x0
     assert torch.allclose(x_t, expected)
     assert torch.equal(noise, torch.zeros_like(x0))
@@ -42,29 +42,29 @@ def test_q_with_zero_noise_scales_the_image(ddpm):
 def test_q_mixes_signal_and_noise_with_unit_variance(ddpm):
     g = torch.Generator().manual_seed(0)
     x0 = torch.zeros(4000, 1, 2, 2)
-    x_t, noise = ddpm.q(x0, torch.full((4000,), 149), generator=g)
+    x_t, noise = ddpm.q_sample(x0, torch.full((4000,), 149), generator=g)
     assert x_t.std().item() == pytest.approx(math.sqrt(1 - ddpm.alpha_bars[149].item()), rel=0.03)
     assert torch.allclose(x_t, ddpm.sqrt_one_minus_alpha_bars[149] * noise)
 
 
-def test_get_loss_is_mse_of_predicted_noise(ddpm):
+def test_training_loss_is_mse_of_predicted_noise(ddpm):
     x0 = torch.randn(2, 1, 4, 4)
     noise = torch.randn_like(x0)
     t = torch.tensor([5, 9])
     perfect = lambda x_t, t_: noise  # noqa: E731
-    assert ddpm.get_loss(perfect, x0, t, noise=noise).item() == 0.0
+    assert ddpm.training_loss(perfect, x0, t, noise=noise).item() == 0.0
     zero = lambda x_t, t_: torch.zeros_like(x_t)  # noqa: E731
-    assert ddpm.get_loss(zero, x0, t, noise=noise).item() == pytest.approx(noise.pow(2).mean().item())
+    assert ddpm.training_loss(zero, x0, t, noise=noise).item() == pytest.approx(noise.pow(2).mean().item())
 
 
-def test_get_loss_passes_extra_model_arguments(ddpm):
+def test_training_loss_passes_extra_model_arguments(ddpm):
     seen = {}
 
     def model(x_t, t, c, mask):
         seen["args"] = (c, mask)
         return torch.zeros_like(x_t)
 
-    ddpm.get_loss(model, torch.randn(2, 1, 4, 4), torch.tensor([1, 2]), "c", "mask")
+    ddpm.training_loss(model, torch.randn(2, 1, 4, 4), torch.tensor([1, 2]), "c", "mask")
     assert seen["args"] == ("c", "mask")
 
 
@@ -72,8 +72,8 @@ def test_reverse_step_at_t0_is_deterministic_mean(ddpm):
     g = torch.Generator().manual_seed(0)
     x_t, e_t = torch.randn(4, 1, 4, 4, generator=g), torch.randn(4, 1, 4, 4, generator=g)
     t = torch.zeros(4, dtype=torch.long)
-    a = ddpm.reverse_q(x_t, t, e_t)
-    b = ddpm.reverse_q(x_t, t, e_t)
+    a = ddpm.p_sample(x_t, t, e_t)
+    b = ddpm.p_sample(x_t, t, e_t)
     assert torch.equal(a, b)
     expected = (x_t - ddpm.betas[0] / (1 - ddpm.alpha_bars[0]).sqrt() * e_t) / ddpm.alphas[0].sqrt()
     assert torch.allclose(a, expected, atol=1e-5)
@@ -82,14 +82,14 @@ def test_reverse_step_at_t0_is_deterministic_mean(ddpm):
 def test_reverse_step_spread_is_sqrt_beta(ddpm):
     g = torch.Generator().manual_seed(1)
     x_t, e_t = torch.zeros(20000, 1, 1, 1), torch.zeros(20000, 1, 1, 1)
-    out = ddpm.reverse_q(x_t, torch.full((20000,), 100), e_t, generator=g)
+    out = ddpm.p_sample(x_t, torch.full((20000,), 100), e_t, generator=g)
     assert out.std().item() == pytest.approx(ddpm.betas[100].sqrt().item(), rel=0.03)
 
 
 def test_reverse_step_handles_mixed_timesteps_per_sample(ddpm):
     g = torch.Generator().manual_seed(2)
     x_t, e_t = torch.randn(2, 1, 4, 4), torch.randn(2, 1, 4, 4)
-    out = ddpm.reverse_q(x_t, torch.tensor([0, 120]), e_t, generator=g)
+    out = ddpm.p_sample(x_t, torch.tensor([0, 120]), e_t, generator=g)
     mean0 = ddpm.sqrt_recip_alphas[0] * (x_t[0] - ddpm.eps_coeffs[0] * e_t[0])
     assert torch.allclose(out[0], mean0, atol=1e-6)  # no noise for the sample at t = 0
     mean1 = ddpm.sqrt_recip_alphas[120] * (x_t[1] - ddpm.eps_coeffs[120] * e_t[1])
@@ -100,8 +100,8 @@ def test_reverse_step_with_true_noise_moves_towards_x0(ddpm):
     g = torch.Generator().manual_seed(3)
     x0 = torch.rand(64, 1, 8, 8, generator=g) * 2 - 1
     t = torch.full((64,), 60)
-    x_t, noise = ddpm.q(x0, t, generator=g)
-    x_prev = ddpm.reverse_q(x_t, t, noise, generator=g)
+    x_t, noise = ddpm.q_sample(x0, t, generator=g)
+    x_prev = ddpm.p_sample(x_t, t, noise, generator=g)
     assert (x_prev - x0).pow(2).mean() < (x_t - x0).pow(2).mean()
 
 
@@ -159,12 +159,12 @@ def test_to_moves_the_schedule():
 ])
 def test_bad_timesteps_get_clear_errors(ddpm, bad_t, message):
     with pytest.raises((ValueError, TypeError), match=message):
-        ddpm.q(torch.zeros(2, 1, 4, 4), bad_t)
+        ddpm.q_sample(torch.zeros(2, 1, 4, 4), bad_t)
 
 
 def test_wrong_rank_gets_a_clear_error(ddpm):
     with pytest.raises(ValueError, match=r"\[N, C, H, W\]"):
-        ddpm.q(torch.zeros(1, 4, 4), torch.tensor([0]))
+        ddpm.q_sample(torch.zeros(1, 4, 4), torch.tensor([0]))
 
 
 @pytest.mark.parametrize("kwargs", [dict(T=0), dict(beta_start=0.0), dict(beta_start=0.3, beta_end=0.2)])

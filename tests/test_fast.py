@@ -56,7 +56,7 @@ def _batches():
 def _train(path):
     torch.manual_seed(0)
     model, ddpm = UNet(**SMALL), DDPM(T=SMALL["T"])
-    history = train(model, lambda m, b: ddpm.get_loss(m, b[0], b[1], noise=b[2]), _batches(),
+    history = train(model, lambda m, b: ddpm.training_loss(m, b[0], b[1], noise=b[2]), _batches(),
                     epochs=1, lr=1e-3, progress=False, fast=path)
     return model, history
 

@@ -160,7 +160,7 @@ def test_guided_sample_follows_the_guided_estimate(small_ddpm):
     for i in range(small_ddpm.T - 1, -1, -1):
         t = torch.full((2,), i)
         e = (1 + w.view(-1, 1, 1, 1)) * model.cond(x, c) - w.view(-1, 1, 1, 1) * model.uncond(x)
-        x = small_ddpm.reverse_q(x, t, e, generator=g)
+        x = small_ddpm.p_sample(x, t, e, generator=g)
     assert torch.allclose(guided.images, x, atol=1e-5)
     assert guided.frames.shape == (4, 2, 1, 4, 4)
     assert len(model.calls) == small_ddpm.T  # one batched network call per step
@@ -193,9 +193,9 @@ def test_conditional_loss_equals_the_plain_loss_with_all_kept_or_all_dropped(dro
     x0, c = wave_input((3, 1, 8, 8), seed=2), one_hot([1, 2, 3])
     t, noise = torch.tensor([0, 4, 9]), wave_input((3, 1, 8, 8), seed=3)
     got = conditional_loss(ddpm, model, x0, c, drop_prob, t=t, noise=noise)
-    expected = ddpm.get_loss(model, x0, t, c, torch.full((3, 1), keep), noise=noise)
+    expected = ddpm.training_loss(model, x0, t, c, torch.full((3, 1), keep), noise=noise)
     assert got.item() == pytest.approx(expected.item(), rel=1e-6)
-    other = ddpm.get_loss(model, x0, t, c, torch.full((3, 1), 1.0 - keep), noise=noise)
+    other = ddpm.training_loss(model, x0, t, c, torch.full((3, 1), 1.0 - keep), noise=noise)
     assert got.item() != pytest.approx(other.item(), rel=1e-3)
 
 

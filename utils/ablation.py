@@ -157,4 +157,4 @@ def evaluation_loss(model: nn.Module, ddpm: DDPM, images: torch.Tensor, seed: in
     t = torch.randint(0, ddpm.T, (images.shape[0],), generator=g).to(images.device)
     noise = torch.randn(images.shape, generator=g).to(images.device)
     with eval_mode(model):
-        return ddpm.get_loss(model, images, t, noise=noise).item()
+        return ddpm.training_loss(model, images, t, noise=noise).item()

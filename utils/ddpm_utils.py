@@ -84,7 +84,7 @@ class DDPM(nn.Module):
             "sqrt_recip_alphas": alphas.rsqrt(),
             # Weight of the predicted noise in the reverse mean: beta_t / sqrt(1 - alpha_bar_t).
             "eps_coeffs": betas / (1.0 - alpha_bars).sqrt(),
-            # Standard deviation of the reverse step: sigma_t = sqrt(beta_t) (see reverse_q).
+            # Standard deviation of the reverse step: sigma_t = sqrt(beta_t) (see p_sample).
             "sigmas": betas.sqrt(),
         }
         for name, value in buffers.items():
@@ -125,7 +125,7 @@ class DDPM(nn.Module):
         return torch.randint(0, self.T, (n,), device=device, generator=generator)
 
     # -- forward process --------------------------------------------------------------------
-    def q(self, x0: torch.Tensor, t: torch.Tensor | int, noise: torch.Tensor | None = None,
+    def q_sample(self, x0: torch.Tensor, t: torch.Tensor | int, noise: torch.Tensor | None = None,
           generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Sample x_t from q(x_t | x_0) in closed form ("skipping ahead").
 
@@ -140,10 +140,10 @@ class DDPM(nn.Module):
         Returns:
             (x_t, noise), both [N, C, H, W].
         """
-        return self._q(x0, self._timesteps(t, x0), noise, generator)
+        return self._q_sample(x0, self._timesteps(t, x0), noise, generator)
 
-    def _q(self, x0, t, noise, generator):
-        """``q`` for timesteps that were already checked (one check per training step is enough)."""
+    def _q_sample(self, x0, t, noise, generator):
+        """``q_sample`` for timesteps that were already checked (one check per training step is enough)."""
         if noise is None:
             noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
         elif noise.shape != x0.shape:
@@ -152,7 +152,7 @@ class DDPM(nn.Module):
                + extract(self.sqrt_one_minus_alpha_bars, t, x0.shape) * noise)
         return x_t, noise
 
-    def get_loss(self, model: NoiseModel, x0: torch.Tensor, t: torch.Tensor | int,
+    def training_loss(self, model: NoiseModel, x0: torch.Tensor, t: torch.Tensor | int,
                  *model_args, noise: torch.Tensor | None = None,
                  generator: torch.Generator | None = None) -> torch.Tensor:
         """Mean squared error between the true noise and the model's prediction of it.
@@ -164,12 +164,12 @@ class DDPM(nn.Module):
             model_args: extra inputs for the model (a class and its mask in notebook 04).
         """
         t = self._timesteps(t, x0)
-        x_t, noise = self._q(x0, t, noise, generator)
+        x_t, noise = self._q_sample(x0, t, noise, generator)
         return F.mse_loss(model(x_t, t, *model_args), noise)
 
     # -- reverse process --------------------------------------------------------------------
     @torch.no_grad()
-    def reverse_q(self, x_t: torch.Tensor, t: torch.Tensor | int, e_t: torch.Tensor,
+    def p_sample(self, x_t: torch.Tensor, t: torch.Tensor | int, e_t: torch.Tensor,
                   generator: torch.Generator | None = None) -> torch.Tensor:
         """One reverse step: sample x_{t-1} from p(x_{t-1} | x_t) given predicted noise e_t.
 
@@ -215,7 +215,7 @@ class DDPM(nn.Module):
             fast: None (default) runs the fastest correct path for the schedule's device
                 (``utils.fast.choose_path(device, "sample")``: inference_mode, channels_last
                 weights, bfloat16 autocast on a GPU; ``COURSE_EAGER=1`` turns it off); False runs
-                plain eager float32 through ``reverse_q``; a ``FastPath`` is used as given. The
+                plain eager float32 through ``p_sample``; a ``FastPath`` is used as given. The
                 same generator gives the same noise on every path.
 
         Returns:
@@ -257,7 +257,7 @@ class DDPM(nn.Module):
 
     def _sample(self, model, shape, model_args, generator, n_frames, progress) -> SampleTrace:
         def step(x, t):
-            return self.reverse_q(x, t, model(x, t, *model_args), generator=generator)
+            return self.p_sample(x, t, model(x, t, *model_args), generator=generator)
 
         x, frames, stamps = self._run_reverse(shape, generator, n_frames, progress, step)
         return SampleTrace(images=x, frames=frames, timesteps=stamps)
@@ -266,7 +266,7 @@ class DDPM(nn.Module):
                      path) -> SampleTrace:
         """``_sample`` on a fast path: same noise draws, same update, no per-step input checks.
 
-        The timesteps are made here, so they are valid by construction; skipping ``reverse_q``'s
+        The timesteps are made here, so they are valid by construction; skipping ``p_sample``'s
         checks saves reading ``t.min()`` and ``t.max()`` back from the device at every step.
         """
         from .fast import autocast, cpu_threads, grad_context, mark_step, prepare_model, restore_model
@@ -280,7 +280,7 @@ class DDPM(nn.Module):
             if e_t.shape != x.shape:
                 raise ValueError(f"the model returned shape {list(e_t.shape)} for images of "
                                  f"shape {list(x.shape)}")
-            return self._reverse_step(x, t, e_t, generator)
+            return self._p_sample_unchecked(x, t, e_t, generator)
 
         try:
             with grad_context(path), cpu_threads(path):
@@ -290,9 +290,9 @@ class DDPM(nn.Module):
         # Outside inference_mode, clones are ordinary tensors that autograd may use later.
         return SampleTrace(images=x.clone(), frames=frames.clone(), timesteps=stamps)
 
-    def _reverse_step(self, x_t: torch.Tensor, t: torch.Tensor, e_t: torch.Tensor,
+    def _p_sample_unchecked(self, x_t: torch.Tensor, t: torch.Tensor, e_t: torch.Tensor,
                       generator: torch.Generator | None) -> torch.Tensor:
-        """``reverse_q`` without its input checks, for timesteps known to be valid (same maths)."""
+        """``p_sample`` without its input checks, for timesteps known to be valid (same maths)."""
         mean = extract(self.sqrt_recip_alphas, t, x_t.shape) * (
             x_t - extract(self.eps_coeffs, t, x_t.shape) * e_t.to(x_t.dtype)
         )

@@ -61,7 +61,7 @@ def conditional_loss(ddpm: DDPM, model: NoiseModel, x0: torch.Tensor, c: torch.T
     if t is None:
         t = ddpm.random_timesteps(n, x0.device, generator)
     c_mask = context_mask(n, drop_prob, device=x0.device, generator=generator)
-    return ddpm.get_loss(model, x0, t, c, c_mask, noise=noise, generator=generator)
+    return ddpm.training_loss(model, x0, t, c, c_mask, noise=noise, generator=generator)
 
 
 def guided_noise(model: NoiseModel, x_t: torch.Tensor, t: torch.Tensor, c: torch.Tensor,

@@ -37,10 +37,10 @@ MUTANTS = [
            ("test_embed_context",)),
     # conditional_loss
     Mutant("training never hides the class", "conditional_loss",
-           "return ddpm.get_loss(model, x0, t, c, c_mask,", "return ddpm.get_loss(model, x0, t, c, torch.ones_like(c_mask),",
+           "return ddpm.training_loss(model, x0, t, c, c_mask,", "return ddpm.training_loss(model, x0, t, c, torch.ones_like(c_mask),",
            ("test_conditional_loss",)),
     Mutant("training with the mask inverted", "conditional_loss",
-           "return ddpm.get_loss(model, x0, t, c, c_mask,", "return ddpm.get_loss(model, x0, t, c, 1 - c_mask,",
+           "return ddpm.training_loss(model, x0, t, c, c_mask,", "return ddpm.training_loss(model, x0, t, c, 1 - c_mask,",
            ("test_conditional_loss",)),
     Mutant("training with a fixed drop probability", "conditional_loss",
            "c_mask = context_mask(n, drop_prob,", "c_mask = context_mask(n, 0.1,", ("test_conditional_loss",)),
