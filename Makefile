@@ -42,7 +42,7 @@ test-fast: $(STAMP)
 	$(RUN) $(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
 release: $(STAMP)
-	$(RUN) $(BIN)/python -m utils.release $(PRESENT)
+	$(RUN) $(BIN)/python -m grader.release $(PRESENT)
 
 autograde: $(STAMP)
 	@for a in $(PRESENT); do $(RUN) $(BIN)/nbgrader autograde "$$a" || exit 1; done

@@ -13,7 +13,7 @@ import nbformat
 from nbclient import NotebookClient
 
 from conftest import ROOT
-from utils.release import clean_notebook, run_nbgrader
+from grader.release import clean_notebook, run_nbgrader
 
 CONFIG = """\
 c = get_config()

@@ -6,6 +6,6 @@ classifier-free guidance (04), ``ablation`` the switchable U-Net of 03's ablatio
 ``training`` the training loop with checkpoints, ``fast`` the choice of execution path, ``profiles``
 the run sizes, ``runtime`` the device and seed helpers, ``plotting`` and ``explore`` the pictures and
 interactive helpers, ``metrics`` numbers about generated images, ``grading`` the checks the notebooks
-run and ``release`` the generation of student notebooks. Later notebooks import from here instead of
-defining the same blocks again.
+run. Later notebooks import from here instead of defining the same blocks again. The
+instructor's tools (release, autograding) live in the ``grader`` package beside this one.
 """

@@ -1,6 +1,6 @@
 """Generate the student notebooks (notebooks/) from the instructor ones (solutions/) with nbgrader.
 
-    python -m utils.release 03_Optimizations [more ids]      (what ``make release`` runs)
+    python -m grader.release 03_Optimizations [more ids]      (what ``make release`` runs)
 
 Student versions are never edited by hand: change solutions/<id>/<id>.ipynb and release again.
 """
@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .data import COURSE_ROOT
+from utils.data import COURSE_ROOT
 
 
 def nbgrader_env() -> dict:
@@ -54,7 +54,7 @@ def release(assignment: str, course_root: Path = COURSE_ROOT) -> Path:
 
 def main(argv: list[str]) -> int:
     if not argv:
-        print("usage: python -m utils.release ASSIGNMENT_ID [...]", file=sys.stderr)
+        print("usage: python -m grader.release ASSIGNMENT_ID [...]", file=sys.stderr)
         return 2
     for assignment in argv:
         print(f"released {release(assignment).relative_to(COURSE_ROOT)}")
