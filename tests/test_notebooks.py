@@ -5,7 +5,9 @@ For each assignment with an instructor notebook in solutions/:
 - a real ``nbgrader autograde`` gives the instructor's answers full marks, the untouched student
   version zero, and runs in the grade profile (its time is printed);
 - the visible tests pass on the right answers (nbgrader's Validator, as a student's Validate);
-- every plausible wrong answer in tests/mutants/<id>.py fails the test cells it should.
+- every plausible wrong answer in tests/mutants/<id>.py fails the test cells it should;
+- every right answer written differently in tests/equivalents/<id>.py passes them;
+- every code cell of both versions parses.
 """
 from __future__ import annotations
 
@@ -18,12 +20,18 @@ import pytest
 from conftest import ROOT, report
 from course_harness import (KernelPool, TempCourse, cells_by_grade_id, fill_in, nbgrader_meta, read, released_path,
                             run_trimmed, solution_cells, solution_path, graded_test_cells)
+from equivalents import apply as apply_equivalent
+from equivalents import load as load_equivalents
+from equivalents import own_test_cells
 from mutants import apply as apply_mutant
 from mutants import load as load_mutants
 
 ASSIGNMENTS = sorted(p.name for p in (ROOT / "solutions").iterdir()
                      if (p / f"{p.name}.ipynb").exists())
 MUTANTS = [pytest.param(a, m, id=f"{a}-{m.name}") for a in ASSIGNMENTS for m in load_mutants(a)]
+EQUIVALENTS = [pytest.param(a, e, id=f"{a}-{e.name}") for a in ASSIGNMENTS for e in load_equivalents(a)]
+# Known student-version syntax errors still to fix; strict, so the fix makes this list shrink.
+DOES_NOT_COMPILE_YET = {"03_Optimizations": "the unet cell's blank sits inside nn.Sequential(...) (issue #10)"}
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +48,32 @@ def test_stored_without_outputs(assignment):
         for cell in read(path)["cells"]:
             if cell["cell_type"] == "code":
                 assert cell["outputs"] == [] and cell["execution_count"] is None, path
+
+
+def _compile_params():
+    for a in ASSIGNMENTS:
+        for version in ("student", "instructor"):
+            marks = ([pytest.mark.xfail(strict=True, reason=DOES_NOT_COMPILE_YET[a])]
+                     if version == "student" and a in DOES_NOT_COMPILE_YET else [])
+            yield pytest.param(a, version, id=f"{a}-{version}", marks=marks)
+
+
+@pytest.mark.parametrize("assignment, version", list(_compile_params()))
+def test_every_code_cell_compiles(assignment, version):
+    """*Run All* must not stop at a SyntaxError: every code cell parses (IPython magics allowed)."""
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    transform = TransformerManager().transform_cell
+    path = released_path(assignment) if version == "student" else solution_path(assignment)
+    broken = []
+    for number, cell in enumerate(read(path)["cells"]):
+        if cell["cell_type"] != "code":
+            continue
+        try:
+            compile(transform("".join(cell["source"])), f"cell {number}", "exec")
+        except SyntaxError as error:
+            broken.append(f"cell {number} ({cell.get('id')}), line {error.lineno}: {error.msg}: {error.text!r}")
+    assert not broken, f"{path.relative_to(ROOT)} has code cells that do not parse:\n" + "\n".join(broken)
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
@@ -121,3 +155,16 @@ def test_wrong_answers_lose_points(assignment, mutant, tmp_path, kernels):
     results = run_trimmed(nb, last, tmp_path, km=kernels(assignment))
     passed = [g for g in mutant.fails if results.get(g) is None]
     assert not passed, f"wrong answer {mutant.name!r} still passes {passed}"
+
+
+@pytest.mark.parametrize("assignment, equivalent", EQUIVALENTS)
+def test_right_answers_written_differently_get_full_marks(assignment, equivalent, tmp_path, kernels):
+    nb = copy.deepcopy(read(solution_path(assignment)))
+    cell = cells_by_grade_id(nb)[equivalent.cell]
+    cell["source"] = apply_equivalent(equivalent, "".join(cell["source"]))
+    passes = equivalent.passes or own_test_cells(nb["cells"], equivalent.cell)
+    assert passes, f"no graded test cell follows {equivalent.cell}"
+    order = [nbgrader_meta(c).get("grade_id") for c in nb["cells"]]
+    results = run_trimmed(nb, max(passes, key=order.index), tmp_path, km=kernels(assignment))
+    failed = {g: results.get(g, "did not run") for g in passes if results.get(g, "did not run") is not None}
+    assert not failed, f"right answer {equivalent.name!r} loses points: {failed}"
