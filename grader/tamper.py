@@ -1,0 +1,453 @@
+"""Signs that a submission reaches for the grader, seen from the trusted side.
+
+Two independent looks, so that defeating one is not enough:
+
+- ``scan_source``: the code of every cell the student wrote, read (never run) before grading.
+  It names constructs honest answers never need: IPython input/AST transformers and event hooks,
+  custom exception handlers, ``sys.modules``, builtins, import hooks, tracing, assigning to an
+  attribute of a module (``torch.allclose = ...``, ``utils.grading.check = ...``), rebinding the
+  checks' helpers, ``importlib.reload``, dynamic code (``exec``/``eval``/``compile``), writing to
+  the course's files, signalling other processes.
+- ``PROBE``: code the grader runs in the kernel before the first cell. It records the identity
+  of every builtin, of the attributes of the modules the checks rely on (``torch``,
+  ``torch.nn``, ``torch.nn.functional``, ``torch.Tensor``, ``nn.Module``, ``math``, ``utils.*``),
+  of IPython's and the kernel's methods, the transformer and hook lists, and the code of the
+  checks. After every cell the grader asks it, through ``user_expressions`` (which no input
+  transformer sees), what changed. Hooks whose code was written in a cell are named.
+
+``copied_utils`` finds answers that are the course's own ``utils`` code with names changed:
+definitions are compared after renaming every identifier by order of appearance and dropping
+docstrings and formatting. Code that is also the instructor's answer is not counted (writing the
+answer is not copying it).
+"""
+from __future__ import annotations
+
+import ast
+import functools
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+HOOK_ATTRIBUTES = {
+    "input_transformers_cleanup": "an IPython input transformer",
+    "input_transformers_post": "an IPython input transformer",
+    "input_transformer_manager": "IPython's input transformer manager",
+    "ast_transformers": "an IPython AST transformer",
+    "register_transformer": "an IPython input transformer",
+    "set_custom_exc": "a custom exception handler",
+    "custom_exceptions": "a custom exception handler",
+    "showtraceback": "IPython's traceback display",
+    "_showtraceback": "IPython's traceback display",
+    "run_cell": "IPython's cell runner",
+    "run_cell_async": "IPython's cell runner",
+    "run_ast_nodes": "IPython's cell runner",
+    "run_code": "IPython's cell runner",
+    "transform_cell": "IPython's cell transformer",
+    "user_expressions": "the kernel's expression evaluation",
+    "do_execute": "the kernel's execution",
+    "excepthook": "the exception hook",
+    "displayhook": "the display hook",
+    "meta_path": "the import system",
+    "path_hooks": "the import system",
+    "settrace": "tracing",
+    "setprofile": "tracing",
+    "addaudithook": "an audit hook",
+    "getframe": "the interpreter's frames",
+    "_getframe": "the interpreter's frames",
+    "f_globals": "another frame's globals",
+    "f_locals": "another frame's locals",
+    "f_back": "another frame",
+    "__code__": "a function's code",
+    "__globals__": "a function's globals",
+    "__builtins__": "builtins",
+    "__subclasses__": "the class hierarchy",
+    "reload": "reloading a module",
+    "_exit": None,  # a crash, reported by its status, not tampering
+}
+EVENT_METHODS = {"register", "unregister"}
+DYNAMIC_CODE = {"exec", "eval", "compile", "__import__", "globals", "vars", "setattr", "delattr"}
+SIGNALS = {"kill", "killpg", "pidfd_send_signal"}
+COURSE_PATH_WORDS = ("utils", "grading", "gradebook", "solutions", "nbgrader_config", "submitted",
+                     ".venv", "site-packages", "judge", "autograded", "release", "/proc/")
+WRITE_CALLS = {"write_text", "write_bytes", "unlink", "rmtree", "remove", "rename", "replace",
+               "copy", "copyfile", "copytree", "move", "symlink_to", "chmod", "truncate"}
+CHECK_HELPERS = {"check", "check_close", "check_defined_here", "check_fingerprint", "check_parameters",
+                 "check_shape", "check_type", "count_parameters", "fill_deterministic", "wave_input",
+                 "fingerprint", "isolated", "CheckFailed", "G", "_reference"}
+MODULE_ROOTS = {"torch", "nn", "F", "utils", "math", "sys", "builtins", "os", "np", "numpy", "IPython",
+                "ipykernel", "importlib", "einops", "grading", "basic_unet", "unet_utils", "ddpm_utils",
+                "functools", "types", "inspect", "gc", "warnings", "random"}
+
+
+@dataclass
+class Finding:
+    line: int
+    what: str
+
+    def __str__(self) -> str:
+        return f"{self.what} (line {self.line})"
+
+
+def _dotted(node: ast.AST) -> str:
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if isinstance(node, ast.Name):
+        parts.append(node.id)
+    elif isinstance(node, ast.Call):
+        parts.append(_dotted(node.func) + "()")
+    return ".".join(reversed(parts))
+
+
+def _strings(node: ast.AST) -> list[str]:
+    return [n.value for n in ast.walk(node) if isinstance(n, ast.Constant) and isinstance(n.value, str)]
+
+
+def _strip_magics(source: str) -> str:
+    """Cell source as Python: IPython magics and shell escapes become comments (they stay visible)."""
+    lines = []
+    for line in source.splitlines():
+        stripped = line.lstrip()
+        if stripped.startswith(("%", "!")):
+            lines.append(line[: len(line) - len(stripped)] + "pass  # " + stripped)
+        else:
+            lines.append(line)
+    return "\n".join(lines)
+
+
+def scan_source(source: str, imported_modules: set[str] | None = None) -> list[Finding]:
+    """Constructs in one cell's code that reach for the grader. An empty list for honest code."""
+    findings: list[Finding] = []
+    text = _strip_magics(source)
+    for line_no, line in enumerate(source.splitlines(), 1):
+        stripped = line.lstrip()
+        if stripped.startswith(("%", "!")) and not stripped.startswith(("%matplotlib", "%time", "%%time",
+                                                                      "%timeit", "%%timeit", "%load_ext autoreload",
+                                                                      "%autoreload", "%pip", "%config")):
+            findings.append(Finding(line_no, f"IPython magic or shell command {stripped.split()[0]!r}"))
+    try:
+        tree = ast.parse(text)
+    except SyntaxError:
+        return findings  # it fails to run; its checks fail on their own
+    modules = set(MODULE_ROOTS) | set(imported_modules or ())
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            for alias in node.names:
+                modules.add((alias.asname or alias.name).split(".")[0])
+    for node in ast.walk(tree):
+        line = getattr(node, "lineno", 0)
+        if isinstance(node, ast.Attribute) and node.attr in HOOK_ATTRIBUTES and HOOK_ATTRIBUTES[node.attr]:
+            findings.append(Finding(line, f"reaches for {HOOK_ATTRIBUTES[node.attr]} ({_dotted(node)})"))
+        elif isinstance(node, ast.Attribute) and node.attr in EVENT_METHODS and "events" in _dotted(node):
+            findings.append(Finding(line, f"registers an IPython event hook ({_dotted(node)})"))
+        elif isinstance(node, ast.Attribute) and node.attr == "modules" and _dotted(node).endswith("sys.modules"):
+            findings.append(Finding(line, "reaches into sys.modules"))
+        elif isinstance(node, ast.Name) and node.id in ("builtins", "__builtins__"):
+            findings.append(Finding(line, f"reaches for builtins ({node.id})"))
+        elif isinstance(node, ast.alias) and node.name.split(".")[0] in (
+                "builtins", "ctypes", "gc", "inspect", "importlib", "socket", "urllib", "requests", "http",
+                "sqlite3", "signal", "IPython", "ipykernel", "zmq", "jupyter_client", "nbgrader", "grader"):
+            findings.append(Finding(line, f"imports {node.name}"))
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] in (
+                "builtins", "ctypes", "gc", "inspect", "importlib", "IPython", "ipykernel", "nbgrader", "grader"):
+            findings.append(Finding(line, f"imports from {node.module}"))
+        elif isinstance(node, ast.Call):
+            name = _dotted(node.func)
+            last = name.rsplit(".", 1)[-1]
+            if name in DYNAMIC_CODE:
+                findings.append(Finding(line, f"runs or changes code dynamically ({name})"))
+            elif last in SIGNALS and name.startswith("os."):
+                findings.append(Finding(line, f"signals another process ({name})"))
+            elif last in WRITE_CALLS or last == "open" or name == "open":
+                mentioned = " ".join(_strings(node)).lower()
+                writes = last != "open" or any(
+                    isinstance(a, ast.Constant) and isinstance(a.value, str) and any(m in a.value for m in "wax+")
+                    for a in node.args[1:2]) or any(k.arg == "mode" for k in node.keywords)
+                if writes and any(word in mentioned for word in COURSE_PATH_WORDS):
+                    findings.append(Finding(line, f"writes to the course's files ({name})"))
+                elif name == "open" and any(w in mentioned for w in ("solutions", "gradebook", "submitted",
+                                                                     "autograded", "nbgrader_config")):
+                    findings.append(Finding(line, f"reads the grader's files ({name})"))
+        elif isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Delete)):
+            targets = node.targets if isinstance(node, (ast.Assign, ast.Delete)) else [node.target]
+            for target in targets:
+                for sub in ast.walk(target):
+                    if isinstance(sub, ast.Attribute):
+                        root = _dotted(sub).split(".")[0]
+                        if root in modules:
+                            findings.append(Finding(line, f"changes a module's attribute ({_dotted(sub)})"))
+                    elif isinstance(sub, ast.Name) and sub.id in CHECK_HELPERS and isinstance(sub.ctx, (ast.Store, ast.Del)):
+                        findings.append(Finding(line, f"rebinds the checks' helper {sub.id}"))
+        elif isinstance(node, (ast.FunctionDef, ast.ClassDef, ast.AsyncFunctionDef)) and node.name in CHECK_HELPERS:
+            findings.append(Finding(line, f"redefines the checks' helper {node.name}"))
+        elif isinstance(node, (ast.Global, ast.Nonlocal)):
+            for name in node.names:
+                if name in CHECK_HELPERS:
+                    findings.append(Finding(line, f"rebinds the checks' helper {name}"))
+    unique, seen = [], set()
+    for f in findings:
+        if (f.line, f.what) not in seen:
+            seen.add((f.line, f.what))
+            unique.append(f)
+    return unique
+
+
+# ---------------------------------------------------------------- the in-kernel probe
+
+PROBE = r'''
+def __course_probe_install(name, cell_dirs):
+    import builtins, sys, types, hashlib, importlib
+    ip = get_ipython()
+    kernel = getattr(ip, "kernel", None)
+    _id, _len, _isinstance, _getattr, _sorted, _vars, _list = id, len, isinstance, getattr, sorted, vars, list
+    _startswith = str.startswith
+    watched_modules = ("torch", "torch.nn", "torch.nn.functional", "math", "utils", "utils.grading",
+                       "utils.basic_unet", "utils.unet_utils", "utils.ddpm_utils", "utils.guidance", "einops",
+                       "importlib", "types", "IPython.core.interactiveshell")
+    def classes():
+        import torch
+        found = [torch.Tensor, torch.nn.Module, type(ip)] + _list(type(ip).__mro__) + _list(type(kernel).__mro__ if kernel else [])
+        for value in _list(_vars(torch.nn).values()):
+            if _isinstance(value, type):
+                found.append(value)
+        return found
+    def code_of(value):
+        code = _getattr(value, "__code__", None)
+        if code is None:
+            code = _getattr(_getattr(value, "__func__", None), "__code__", None)
+        if not _isinstance(code, types.CodeType):
+            return None
+        return hashlib.sha1(code.co_code + repr(code.co_consts).encode() + repr(code.co_names).encode()).hexdigest()
+    def module_state(module):
+        state = {}
+        for key, value in _list(_vars(module).items()):
+            state[key] = (_id(value), code_of(value))
+        return state
+    def cell_defined(value):
+        for candidate in (value, _getattr(value, "__call__", None), _getattr(value, "__func__", None),
+                          _getattr(value, "func", None), _getattr(type(value), "__call__", None)):
+            code = _getattr(candidate, "__code__", None)
+            if _isinstance(code, types.CodeType) and any(_startswith(code.co_filename, d) for d in cell_dirs):
+                return True
+        for attr in ("transform", "visit", "visit_Module", "__call__"):
+            code = _getattr(_getattr(type(value), attr, None), "__code__", None)
+            if _isinstance(code, types.CodeType) and any(_startswith(code.co_filename, d) for d in cell_dirs):
+                return True
+        return False
+    def snapshot():
+        state = {"builtins": {k: _id(v) for k, v in _list(_vars(builtins).items())}}
+        for m in watched_modules:
+            module = sys.modules.get(m)
+            if module is not None:
+                state["module " + m] = module_state(module)
+        for cls in classes():
+            state["class " + cls.__module__ + "." + cls.__qualname__] = {k: _id(v) for k, v in _list(_vars(cls).items())}
+            live["class " + cls.__module__ + "." + cls.__qualname__] = cls
+        state["modules"] = {k: _id(v) for k, v in _list(sys.modules.items())}
+        state["shell attributes"] = {k: _id(v) for k, v in _list(_vars(ip).items()) if callable(v)}
+        state["kernel attributes"] = {k: _id(v) for k, v in _list(_vars(kernel).items()) if callable(v)} if kernel else {}
+        return state
+    managed = {"exit", "quit", "get_ipython", "input", "raw_input", "getpass", "display", "help", "_",
+               "__IPYTHON__", "copyright", "credits", "license", "dreload", "runfile"}
+    live = {}
+    base = snapshot()
+    def current(part, key):
+        if _startswith(part, "module "):
+            module = sys.modules.get(part[7:])
+            return _vars(module).get(key) if module is not None else None
+        if part in live:
+            return _vars(live[part]).get(key)
+        return None
+    def library_part(part):
+        return (_startswith(part, "module ") or _startswith(part, "class ")) and not _startswith(part, "module utils") \
+            and not _startswith(part, "class utils")
+    def foreign(part, value):
+        """A library attribute replaced by code written in a cell, or by something from elsewhere."""
+        if cell_defined(value):
+            return True
+        owner = part.split(" ", 1)[1].split(".")[0]
+        origin = _getattr(value, "__module__", None) or ""
+        if callable(value) and origin and not _startswith(origin, owner) and origin not in ("builtins",):
+            return origin == "__main__"
+        return False
+    def hooks():
+        found = []
+        lists = {"input transformer": ip.input_transformers_cleanup + ip.input_transformers_post
+                 + _list(_getattr(ip.input_transformer_manager, "cleanup_transforms", []))
+                 + _list(_getattr(ip.input_transformer_manager, "line_transforms", [])),
+                 "AST transformer": _list(ip.ast_transformers),
+                 "import hook": _list(sys.meta_path) + _list(sys.path_hooks)}
+        for event, callbacks in ip.events.callbacks.items():
+            lists["'" + event + "' event hook"] = _list(callbacks)
+        for kind, items in lists.items():
+            for item in items:
+                if cell_defined(item):
+                    found.append(kind + " written in a cell")
+        if ip.custom_exceptions:
+            found.append("custom exception handler")
+        for hook_name in ("excepthook", "displayhook"):
+            if cell_defined(_getattr(sys, hook_name)):
+                found.append("sys." + hook_name + " replaced")
+        if sys.gettrace() is not None and cell_defined(sys.gettrace()):
+            found.append("a trace function")
+        if sys.getprofile() is not None and cell_defined(sys.getprofile()):
+            found.append("a profile function")
+        return found
+    def compare():
+        now = snapshot()
+        changed = []
+        for part, before in base.items():
+            after = now.get(part, {})
+            lax = part in ("modules",)
+            for key, value in before.items():
+                if part == "builtins" and key in managed:
+                    continue
+                if key.startswith("__") and key.endswith("__") and key not in ("__import__", "__build_class__", "__code__", "__file__", "__call__", "__init__", "__getattr__"):
+                    continue
+                if key not in after:
+                    changed.append(part + ": " + key + " removed")
+                elif after[key] != value and not lax:
+                    old, new = value, after[key]
+                    if _isinstance(old, tuple) and old[1] is not None and old[1] == new[1]:
+                        continue  # reloaded, same code
+                    if library_part(part) and not foreign(part, current(part, key)):
+                        continue  # the library rewrapped its own function (torch does, lazily)
+                    changed.append(part + ": " + key + " replaced")
+                elif lax and after[key] != value and not _startswith(key, "_"):
+                    changed.append(part + ": " + key + " replaced")
+            if part == "builtins":
+                for key in after:
+                    if key not in before and key not in managed:
+                        changed.append("builtins: " + key + " added")
+        return changed
+    class Probe:
+        def __call__(self):
+            return tuple(sorted(set(compare() + hooks())))[:20]
+    sys.modules[name] = types.ModuleType(name)
+    sys.modules[name].probe = Probe()
+__course_probe_install({name!r}, {cell_dirs!r})
+del __course_probe_install
+'''
+
+PRELOAD = """\
+import torch, torch.nn, torch.nn.functional, math, einops
+import matplotlib
+import matplotlib.pyplot
+import utils, utils.grading
+"""
+
+
+def probe_install_code(name: str) -> str:
+    """Code that preloads what the checks use and installs the probe under ``sys.modules[name]``."""
+    import tempfile
+
+    cell_dirs = ["<ipython-input", "<string>", "<stdin>", tempfile.gettempdir().rstrip("/") + "/ipykernel_",
+                 "/tmp/ipykernel_"]
+    return PRELOAD + PROBE.replace("{name!r}", repr(name)).replace("{cell_dirs!r}", repr(cell_dirs))
+
+
+def probe_expression(name: str) -> str:
+    return f"__import__('sys').modules[{name!r}].probe()"
+
+
+# ---------------------------------------------------------------- answers copied from utils
+
+class _Normalise(ast.NodeTransformer):
+    """Rename every identifier by order of first appearance; drop docstrings and annotations."""
+
+    def __init__(self):
+        self.names: dict[str, str] = {}
+
+    def _name(self, name: str) -> str:
+        return self.names.setdefault(name, f"v{len(self.names)}")
+
+    def visit_Name(self, node):
+        return ast.copy_location(ast.Name(id=self._name(node.id), ctx=ast.Load()), node)
+
+    def visit_arg(self, node):
+        return ast.copy_location(ast.arg(arg=self._name(node.arg), annotation=None), node)
+
+    def visit_Attribute(self, node):
+        self.generic_visit(node)
+        node.attr = self._name(node.attr)
+        node.ctx = ast.Load()
+        return node
+
+    def visit_keyword(self, node):
+        self.generic_visit(node)
+        if node.arg:
+            node.arg = self._name(node.arg)
+        return node
+
+    def _body(self, node):
+        body = node.body
+        if body and isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant) \
+                and isinstance(body[0].value.value, str):
+            body = body[1:] or [ast.Pass()]
+        node.body = body
+
+    def visit_FunctionDef(self, node):
+        self._body(node)
+        node.name = self._name(node.name)
+        node.returns = None
+        node.decorator_list = []
+        self.generic_visit(node)
+        return node
+
+    visit_AsyncFunctionDef = visit_FunctionDef
+
+    def visit_ClassDef(self, node):
+        self._body(node)
+        node.name = self._name(node.name)
+        node.decorator_list = []
+        self.generic_visit(node)
+        return node
+
+    def visit_Constant(self, node):
+        return node
+
+
+def _normal(node: ast.AST) -> str:
+    import copy
+
+    return ast.dump(_Normalise().visit(copy.deepcopy(node)), annotate_fields=False)
+
+
+def _size(node: ast.AST) -> int:
+    return sum(1 for _ in ast.walk(node))
+
+
+def definitions(source: str, min_size: int = 40) -> list[tuple[str, str]]:
+    """(name, normalised code) of every class, function and method in ``source`` big enough to matter."""
+    try:
+        tree = ast.parse(_strip_magics(source))
+    except SyntaxError:
+        return []
+    return [(node.name, _normal(node)) for node in ast.walk(tree)
+            if isinstance(node, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and _size(node) >= min_size]
+
+
+@functools.lru_cache(maxsize=8)
+def utils_definitions(utils_dir: str) -> dict[str, str]:
+    """Normalised code -> qualified name, for every definition in the course's ``utils`` package."""
+    table: dict[str, str] = {}
+    for path in sorted(Path(utils_dir).glob("*.py")):
+        for name, code in definitions(path.read_text()):
+            table.setdefault(code, f"utils.{path.stem}.{name}")
+    return table
+
+
+def copied_utils(source: str, utils_dir: Path, allowed: set[str]) -> list[str]:
+    """Names of ``utils`` definitions that ``source`` reproduces (up to names and formatting),
+    other than those in ``allowed`` (normalised definitions of the instructor's own answers)."""
+    table = utils_definitions(str(utils_dir))
+    hits = []
+    for name, code in definitions(source):
+        if code in table and code not in allowed:
+            hits.append(f"{name} = {table[code]}")
+    return hits
+
+
+def digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -1,0 +1,121 @@
+"""The single-submission grader's trusted side, without running a kernel: what it reads from the
+instructor notebook, which notebook it picks, how it rebuilds a submission, what it calls tampering.
+"""
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+
+from conftest import ROOT
+from course_harness import cells_by_grade_id, fill_in, graded_test_cells, nbgrader_meta, read, released_path, \
+    solution_path
+from grader import tamper
+from grader.grade_one import SubmissionResult, find_notebook, graded_cells, load_spec, rebuild
+
+ASSIGNMENTS = sorted(p.name for p in (ROOT / "solutions").iterdir() if (p / f"{p.name}.ipynb").exists())
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_graded_cells_match_the_instructor_notebook(assignment):
+    expected = {k: float(nbgrader_meta(c)["points"]) for k, c in graded_test_cells(read(solution_path(assignment))).items()}
+    assert graded_cells(ROOT, assignment) == expected
+    assert list(graded_cells(ROOT, assignment)) == list(expected)
+
+
+def test_any_single_notebook_name_is_found(tmp_path):
+    (tmp_path / ".ipynb_checkpoints").mkdir()
+    (tmp_path / ".ipynb_checkpoints" / "01_UNets-checkpoint.ipynb").write_text("{}")
+    (tmp_path / "01_UNets (1).ipynb").write_text("{}")
+    (tmp_path / "weights.pt").write_bytes(b"\0")
+    path, notes = find_notebook(tmp_path, "01_UNets")
+    assert path.name == "01_UNets (1).ipynb" and "renamed" in notes[0]
+    assert find_notebook(tmp_path / "nowhere", "01_UNets")[0] is None
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_honest_notebooks_raise_no_flag(assignment):
+    """Right, blank and (for every mutant) partly wrong answers: no flag, nothing zeroed, nothing restored."""
+    from mutants import apply as apply_mutant
+    from mutants import load as load_mutants
+
+    spec = load_spec(ROOT, assignment)
+    released = read(released_path(assignment))
+    right = fill_in(released, read(solution_path(assignment)))
+    honest = {"right": right, "blank": released}
+    for mutant in load_mutants(assignment):
+        nb = copy.deepcopy(right)
+        cell = cells_by_grade_id(nb)[mutant.cell]
+        cell["source"] = apply_mutant(mutant, "".join(cell["source"]).replace("### BEGIN SOLUTION\n", "")
+                                      .replace("### END SOLUTION\n", ""))
+        honest[mutant.name] = nb
+    for name, nb in honest.items():
+        plan = rebuild(nb, spec, ROOT / "utils")
+        assert plan.flags == [] and plan.zeroed == {} and plan.taint_from == {}, (name, plan.flags)
+        assert [g for g in plan.grade_ids if g] == spec.order, name
+
+
+def test_rebuild_restores_tests_and_ignores_claimed_points():
+    spec = load_spec(ROOT, "01_UNets")
+    nb = fill_in(read(released_path("01_UNets")), read(solution_path("01_UNets")))
+    cells = nb["cells"]
+    test = cells_by_grade_id(nb)["test_down_block"]
+    test["source"] = "print('all good')"
+    test["metadata"]["nbgrader"]["points"] = 100
+    cells.remove(cells_by_grade_id(nb)["test_up_block"])
+    plan = rebuild(nb, spec, ROOT / "utils")
+    sources = {g: "".join(c.source) for g, c in zip(plan.grade_ids, plan.nb.cells) if g}
+    assert "BEGIN HIDDEN TESTS" in sources["test_down_block"] and "BEGIN HIDDEN TESTS" in sources["test_up_block"]
+    assert "test_down_block" in plan.zeroed
+    assert any("metadata of cell test_down_block" in f for f in plan.flags)
+    assert not any("test_up_block" in f for f in plan.flags), "a deleted test is repaired, not flagged"
+
+
+def test_duplicated_answer_cell_is_repaired():
+    spec = load_spec(ROOT, "01_UNets")
+    released = read(released_path("01_UNets"))
+    nb = fill_in(released, read(solution_path("01_UNets")))
+    answer = cells_by_grade_id(nb)["down_block"]
+    stub = copy.deepcopy(cells_by_grade_id(released)["down_block"])
+    nb["cells"].insert(nb["cells"].index(answer), stub)  # the blank copy above the answer
+    plan = rebuild(nb, spec, ROOT / "utils")
+    assert plan.flags == []
+    chosen = next(c for g, c in zip(plan.grade_ids, plan.nb.cells) if g == "down_block")
+    assert "nn.Conv2d(in_ch, out_ch" in "".join(chosen.source)
+    assert plan.grade_ids.count("down_block") == 1
+
+
+@pytest.mark.parametrize("code, expected", [
+    ("get_ipython().input_transformers_cleanup.append(lambda lines: [])", "input transformer"),
+    ("import builtins\nbuiltins.abs = lambda x: 0", "builtins"),
+    ("import utils.grading\nutils.grading.check_close = lambda *a, **k: None", "module's attribute"),
+    ("torch.allclose = lambda *a, **k: True", "module's attribute"),
+    ("check_close = lambda *a, **k: None", "helper check_close"),
+    ("open('../../utils/grading.py', 'a').write('x = 1')", "course's files"),
+    ("import sys\nsys.modules['utils.grading'] = None", "sys.modules"),
+    ("exec(bytes.fromhex('7072696e74').decode())", "dynamically"),
+    ("get_ipython().events.register('pre_run_cell', print)", "event hook"),
+])
+def test_reaching_for_the_grader_is_seen(code, expected):
+    found = tamper.scan_source(code)
+    assert any(expected in f.what for f in found), found
+
+
+def test_utils_code_with_names_changed_is_recognised():
+    source = (ROOT / "utils" / "basic_unet.py").read_text()
+    start = source.index("class BasicUNet")
+    end = source.index("\nclass ", start + 10) if "\nclass " in source[start + 10:] else len(source)
+    pasted = source[start:end].replace("BasicUNet", "MyUNet").replace("down_chs", "channels") \
+        .replace("latent_size", "side").replace('"""', "'''")
+    spec = load_spec(ROOT, "01_UNets")
+    assert tamper.copied_utils(pasted, ROOT / "utils", spec.allowed_defs)
+    right = "".join(cells_by_grade_id(read(solution_path("01_UNets")))["basic_unet"]["source"])
+    assert not tamper.copied_utils(right, ROOT / "utils", spec.allowed_defs)
+
+
+def test_result_round_trips_through_json(tmp_path):
+    result = SubmissionResult("ann", "01_UNets", "graded", {"test_down_block": (2.0, 2.0)}, {}, [], 1.5, "ok",
+                              tmp_path / "executed.ipynb")
+    again = SubmissionResult.from_json(result.to_json())
+    assert again == result and again.score == 2.0 and json.loads(result.to_json())["status"] == "graded"
