@@ -1,7 +1,7 @@
 # Two commands set the course up on a fresh machine with Python 3.11+ and make:
 #   make lab    create the environment and start JupyterLab on the course
 #   make test   create the environment and run the test suite
-# Instructors: make release | make autograde | make feedback | make grades (see README.md).
+# Instructors: make release | make autograde | make feedback | make grades | make report (see README.md).
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -15,8 +15,13 @@ PRESENT = $(foreach a,$(ASSIGNMENTS),$(if $(wildcard solutions/$(a)/$(a).ipynb),
 LAB_ARGS ?=
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
 PYTEST_ARGS ?=
+# Class grading: JOBS worker processes (default: every core), or SCHEDULER=tcp://HOST:PORT for a Dask
+# cluster; GRADE_ARGS for more options of `python -m grader autograde` (e.g. --force).
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+SCHEDULER ?=
+GRADE_ARGS ?=
 
-.PHONY: env lab test test-fast release autograde feedback grades bench clean help
+.PHONY: env lab test test-fast release autograde feedback grades report bench bench-grading clean help
 
 help:
 	@sed -n '1,5p' Makefile | sed 's/^# \{0,1\}//'
@@ -45,17 +50,22 @@ release: $(STAMP)
 	$(RUN) $(BIN)/python -m grader.release $(PRESENT)
 
 autograde: $(STAMP)
-	@for a in $(PRESENT); do $(RUN) $(BIN)/nbgrader autograde "$$a" || exit 1; done
+	$(RUN) $(BIN)/python -m grader autograde $(PRESENT) $(if $(SCHEDULER),--scheduler $(SCHEDULER),--jobs $(JOBS)) $(GRADE_ARGS)
 
 feedback: $(STAMP)
 	@for a in $(PRESENT); do $(RUN) $(BIN)/nbgrader generate_feedback "$$a" || exit 1; done
 
 grades: $(STAMP)
-	$(RUN) $(BIN)/nbgrader export --to grades.csv
-	@echo "grades written to grades.csv"
+	$(RUN) $(BIN)/python -m grader grades --to grades.csv
+
+report: $(STAMP)
+	$(RUN) $(BIN)/python -m grader report --out report
 
 bench: $(STAMP)
 	$(RUN) $(BIN)/python benchmarks/bench.py $(BENCH_ARGS)
 
+bench-grading: $(STAMP)
+	$(RUN) $(BIN)/python benchmarks/bench_grading.py $(BENCH_ARGS)
+
 clean:
-	rm -rf $(VENV) .pytest_cache gradebook.db autograded feedback
+	rm -rf $(VENV) .pytest_cache gradebook.db autograded feedback logs report

@@ -1,0 +1,375 @@
+"""Grade a whole class: every submission in parallel, on this machine or on a Dask cluster.
+
+    python -m grader autograde 01_UNets [more ids] [--jobs N | --scheduler tcp://HOST:PORT] [--force]
+
+Submissions are found in nbgrader's layout, ``submitted/<student>/<assignment>/``. Each one is packed
+(with the hash of its folder) into a task; a worker process unpacks it into its own temporary working
+copy and calls ``grader.grade_one.grade_submission`` on it, which grades that one submission (in its
+own kernel and sandbox) and never raises for anything the submission does. Workers return the result,
+the executed notebook and the log; only this process writes the gradebook (``grader.gradebook``), the
+executed notebooks (``autograded/<student>/<assignment>/``, where ``nbgrader generate_feedback``
+reads them) and the logs (``logs/autograde/<assignment>/<student>.log``).
+
+Where the tasks run:
+- default: a pool of ``jobs`` worker processes on this machine (default: one per core). Each worker
+  lets the kernels it starts use ``cores // jobs`` threads, so workers do not fight over cores.
+- ``scheduler``: a Dask distributed scheduler address (or a ``distributed.Client``). Workers need this
+  course folder at the same path (or at ``worker_course_root``) and the course environment; the
+  submissions travel inside the tasks, so the workers need no access to ``submitted/``.
+
+Re-running grades only submissions that are new or changed since they were last graded: the hash
+covers the submission folder and the assignment's instructor folder (a changed test regrades
+everything). ``force=True`` grades everything again.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib
+import io
+import os
+import shutil
+import socket
+import tarfile
+import tempfile
+import time
+import traceback
+from collections import Counter
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from grader.gradebook import CourseSettings, GradebookWriter, course_settings, ensure_assignment
+
+DEFAULT_GRADER = "grader.grade_one:grade_submission"
+IGNORED = {".ipynb_checkpoints", "__pycache__", ".DS_Store"}
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+# ----------------------------------------------------------------------------------------- discovery
+
+@dataclass(frozen=True)
+class Submission:
+    """One student's folder for one assignment under ``submitted/``."""
+
+    student: str
+    assignment: str
+    folder: Path
+
+
+def discover(course_root: Path, assignments: list[str], students: list[str] | None = None) -> list[Submission]:
+    """Every ``submitted/<student>/<assignment>/`` folder for the given assignments, sorted.
+
+    ``students`` limits the search to those students. Folders whose names start with a dot are skipped.
+    """
+    submitted = Path(course_root) / "submitted"
+    found = []
+    if not submitted.is_dir():
+        return found
+    for student_dir in sorted(submitted.iterdir()):
+        if not student_dir.is_dir() or student_dir.name.startswith("."):
+            continue
+        if students and student_dir.name not in students:
+            continue
+        for assignment in assignments:
+            folder = student_dir / assignment
+            if folder.is_dir():
+                found.append(Submission(student_dir.name, assignment, folder))
+    return found
+
+
+def _files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*")
+                  if p.is_file() and not (set(p.relative_to(folder).parts) & IGNORED))
+
+
+def folder_hash(folder: Path) -> str:
+    """SHA-256 over the relative paths and contents of every file under ``folder`` (hex)."""
+    digest = hashlib.sha256()
+    for path in _files(folder):
+        digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def pack(folder: Path) -> bytes:
+    """The files of ``folder`` as an uncompressed tar archive (what a task carries to its worker)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for path in _files(folder):
+            tar.add(path, arcname=path.relative_to(folder).as_posix(), recursive=False)
+    return buffer.getvalue()
+
+
+# ----------------------------------------------------------------------------------------- the worker side
+
+@dataclass
+class Task:
+    """What a worker needs to grade one submission."""
+
+    student: str
+    assignment: str
+    files: bytes
+    submission_hash: str
+    course_root: str
+    grader: str = DEFAULT_GRADER
+    sandbox: bool | None = None
+    threads: int | None = None
+
+
+@dataclass
+class Outcome:
+    """What a worker sends back: the result (None if the grader itself failed) and the files it made."""
+
+    student: str
+    assignment: str
+    submission_hash: str
+    result: object | None
+    notebook_name: str | None = None
+    executed: bytes | None = None
+    grader_error: str | None = None
+    host: str = ""
+    worker_seconds: float = 0.0
+
+
+def load_grader(spec: str):
+    """The function named by ``"module:function"``."""
+    module, _, name = spec.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def run_task(task: Task) -> Outcome:
+    """Grade one submission in a fresh temporary working copy (runs in a worker process)."""
+    start = time.perf_counter()
+    if task.threads:
+        for variable in THREAD_VARIABLES:
+            os.environ[variable] = str(task.threads)
+    outcome = Outcome(task.student, task.assignment, task.submission_hash, None, host=socket.gethostname())
+    scratch = Path(tempfile.mkdtemp(prefix=f"grade-{task.assignment}-{task.student}-"))
+    try:
+        submission_dir = scratch / "submission" / task.student / task.assignment
+        submission_dir.mkdir(parents=True)
+        with tarfile.open(fileobj=io.BytesIO(task.files), mode="r") as tar:
+            tar.extractall(submission_dir, filter="data")
+        grade = load_grader(task.grader)
+        result = grade(Path(task.course_root), task.assignment, task.student, submission_dir=submission_dir,
+                       workdir=scratch / "work", sandbox=task.sandbox)
+        executed = getattr(result, "executed_notebook", None)
+        if executed is not None and Path(executed).is_file():
+            outcome.notebook_name = Path(executed).name
+            outcome.executed = Path(executed).read_bytes()
+        outcome.result = replace(result, executed_notebook=None)
+    except Exception:
+        outcome.grader_error = traceback.format_exc()
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+        outcome.worker_seconds = time.perf_counter() - start
+    return outcome
+
+
+# ----------------------------------------------------------------------------------------- the parent side
+
+@dataclass
+class Row:
+    """One line of the end-of-run table."""
+
+    student: str
+    assignment: str
+    status: str          # a SubmissionResult status, "skipped" (unchanged) or "grader_error"
+    score: float | None = None
+    max_score: float | None = None
+    seconds: float | None = None
+    flags: list[str] = field(default_factory=list)
+    log: str | None = None
+
+
+@dataclass
+class Summary:
+    rows: list[Row]
+    wall_seconds: float
+    workers: int
+
+    def count(self, *statuses: str) -> int:
+        return sum(r.status in statuses for r in self.rows)
+
+    @property
+    def failed(self) -> list[Row]:
+        return [r for r in self.rows if r.status not in ("graded", "skipped")]
+
+    def table(self) -> str:
+        """Who was graded, who failed and why, and where the logs are."""
+        header = ("student", "assignment", "status", "score", "seconds", "flags / log")
+        lines = [header]
+        for r in sorted(self.rows, key=lambda r: (r.status == "graded" or r.status == "skipped", r.assignment,
+                                                  r.student)):
+            score = "" if r.score is None else f"{r.score:g}/{r.max_score:g}"
+            seconds = "" if r.seconds is None else f"{r.seconds:.1f}"
+            note = "; ".join(r.flags)
+            if r.status not in ("graded", "skipped") and r.log:
+                note = (note + "; " if note else "") + f"log: {r.log}"
+            lines.append((r.student, r.assignment, r.status, score, seconds, note))
+        widths = [max(len(line[i]) for line in lines) for i in range(5)]
+        out = ["  ".join(cell.ljust(w) for cell, w in zip(line[:5], widths)) + "  " + line[5] for line in lines]
+        counts = Counter(r.status for r in self.rows)
+        out.append("")
+        out.append(f"{counts.get('graded', 0)} graded, {len(self.failed)} failed"
+                   + "".join(f" ({n} {s})" for s, n in sorted(counts.items()) if s not in ("graded", "skipped"))
+                   + f", {counts.get('skipped', 0)} unchanged and skipped; {self.wall_seconds:.0f} s with "
+                   f"{self.workers} worker(s)")
+        return "\n".join(out)
+
+
+def _executor(jobs: int):
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    return ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"))
+
+
+def _local_stream(tasks: list[Task], jobs: int):
+    from concurrent.futures import as_completed
+
+    with _executor(jobs) as pool:
+        futures = {pool.submit(run_task, task): task for task in tasks}
+        for future in as_completed(futures):
+            yield _outcome_of(future, futures[future])
+
+
+def _dask_stream(tasks: list[Task], client):
+    from distributed import as_completed
+
+    futures = {client.submit(run_task, task, key=f"grade-{task.assignment}-{task.student}-{task.submission_hash[:12]}",
+                             pure=False, retries=1): task for task in tasks}
+    for future in as_completed(list(futures)):
+        yield _outcome_of(future, futures[future])
+
+
+def _outcome_of(future, task: Task) -> Outcome:
+    try:
+        return future.result()
+    except BaseException as error:  # the worker process died or the task could not run at all
+        if isinstance(error, KeyboardInterrupt):
+            raise
+        return Outcome(task.student, task.assignment, task.submission_hash, None,
+                       grader_error="".join(traceback.format_exception(error)))
+
+
+def _dask_workers(client) -> int:
+    try:
+        return max(1, sum(client.nthreads().values()))
+    except Exception:
+        return 1
+
+
+def grade_class(course_root: Path, assignments: list[str], *, jobs: int | None = None, scheduler=None,
+                force: bool = False, students: list[str] | None = None, db_url: str | None = None,
+                grader: str = DEFAULT_GRADER, sandbox: bool | None = None, worker_course_root: Path | None = None,
+                progress: bool = True) -> Summary:
+    """Grade every new or changed submission of ``assignments`` and write the gradebook.
+
+    Args:
+        course_root: the course folder (nbgrader_config.py, solutions/, submitted/).
+        assignments: assignment ids, e.g. ["01_UNets"].
+        jobs: worker processes on this machine (default: the number of cores); ignored with ``scheduler``.
+        scheduler: a Dask scheduler address ("tcp://HOST:PORT") or a ``distributed.Client``.
+        force: grade every submission again, changed or not.
+        students: grade only these students.
+        db_url: the gradebook (default: the course's ``CourseDirectory.db_url``).
+        grader: "module:function" with ``grade_submission``'s signature (tests use a stand-in).
+        sandbox: passed to the grader (None: its default).
+        worker_course_root: where the course folder is on the workers, if not at the same path.
+        progress: show a progress bar on stderr.
+
+    Returns a Summary (one Row per submission found). Raises ValueError for an empty assignment list
+    or jobs < 1.
+    """
+    if not assignments:
+        raise ValueError("name at least one assignment, e.g. 01_UNets")
+    cores = os.cpu_count() or 1
+    jobs = cores if jobs is None else jobs
+    if jobs < 1:
+        raise ValueError(f"jobs must be at least 1, got {jobs}")
+    settings = course_settings(course_root, db_url)
+    start = time.perf_counter()
+    for assignment in assignments:
+        ensure_assignment(settings, assignment)
+    rows: list[Row] = []
+    with GradebookWriter(settings.db_url, settings.course_id) as writer:
+        tasks = _plan(settings, assignments, students, force, writer, rows, grader, sandbox, worker_course_root)
+        client, own_client = None, False
+        if scheduler is not None and tasks:
+            from distributed import Client
+
+            client = scheduler if isinstance(scheduler, Client) else Client(scheduler)
+            own_client = client is not scheduler
+            workers = _dask_workers(client)
+            stream = _dask_stream(tasks, client)
+        else:
+            workers = min(jobs, max(1, len(tasks)))
+            for task in tasks:
+                task.threads = max(1, cores // workers)
+            stream = _local_stream(tasks, workers) if tasks else iter(())
+        try:
+            _collect(settings, stream, tasks, workers, writer, rows, progress)
+        finally:
+            if own_client:
+                client.close()
+    return Summary(rows, time.perf_counter() - start, workers)
+
+
+def _plan(settings: CourseSettings, assignments, students, force, writer, rows, grader, sandbox,
+          worker_course_root) -> list[Task]:
+    tasks = []
+    for assignment in assignments:
+        source_hash = folder_hash(settings.root / "solutions" / assignment)
+        known = writer.known_hashes(assignment)
+        for sub in discover(settings.root, [assignment], students):
+            digest = hashlib.sha256((folder_hash(sub.folder) + source_hash).encode()).hexdigest()
+            if not force and known.get(sub.student) == digest:
+                rows.append(Row(sub.student, assignment, "skipped"))
+                continue
+            tasks.append(Task(sub.student, assignment, pack(sub.folder), digest,
+                              str(worker_course_root or settings.root), grader, sandbox))
+    return tasks
+
+
+def _collect(settings: CourseSettings, stream, tasks: list[Task], workers: int, writer: GradebookWriter,
+             rows: list[Row], progress: bool) -> None:
+    from tqdm.auto import tqdm
+
+    failed = 0
+    with tqdm(total=len(tasks), unit="submission", desc="grading", disable=not progress or not tasks) as bar:
+        bar.set_postfix_str(f"running {min(workers, len(tasks))}, failed 0")
+        for done, outcome in enumerate(stream, start=1):
+            row = _store(settings, outcome, writer)
+            rows.append(row)
+            failed += row.status != "graded"
+            bar.update(1)
+            bar.set_postfix_str(f"running {min(workers, len(tasks) - done)}, failed {failed}")
+
+
+def _store(settings: CourseSettings, outcome: Outcome, writer: GradebookWriter) -> Row:
+    """Write one outcome: the log, the executed notebook and (unless the grader broke) the gradebook."""
+    log_path = settings.root / "logs" / "autograde" / outcome.assignment / f"{outcome.student}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    result = outcome.result
+    if result is None:
+        log_path.write_text(f"grading {outcome.student}/{outcome.assignment} on {outcome.host or 'a worker'} "
+                            f"failed in the grader itself (not the submission's fault; it will be tried again "
+                            f"on the next run):\n{outcome.grader_error}")
+        return Row(outcome.student, outcome.assignment, "grader_error", flags=["the grader failed; see the log"],
+                   log=str(log_path), seconds=outcome.worker_seconds)
+    log_path.write_text(f"graded on {outcome.host} in {result.seconds:.1f} s, status {result.status}\n"
+                        f"{result.log}")
+    if outcome.executed is not None:
+        folder = settings.root / "autograded" / outcome.student / outcome.assignment
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / outcome.notebook_name).write_bytes(outcome.executed)
+        stamp = settings.root / "submitted" / outcome.student / outcome.assignment / "timestamp.txt"
+        if stamp.is_file():
+            shutil.copyfile(stamp, folder / "timestamp.txt")
+    stamp = settings.root / "submitted" / outcome.student / outcome.assignment / "timestamp.txt"
+    timestamp = stamp.read_text().strip() if stamp.is_file() else None
+    flags = writer.record(result, outcome.submission_hash, str(log_path), timestamp)
+    score = sum(s for s, _ in result.cells.values())
+    max_score = sum(m for _, m in result.cells.values())
+    return Row(outcome.student, outcome.assignment, result.status, score, max_score, result.seconds, flags,
+               str(log_path))
