@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -73,6 +74,28 @@ def course_settings(course_root: Path, db_url: str | None = None) -> CourseSetti
     return CourseSettings(course_root, url, coursedir.get("course_id", ""))
 
 
+def open_gradebook(db_url: str, course_id: str = ""):
+    """nbgrader's ``Gradebook`` on ``db_url``. On a new database nbgrader runs the ``alembic`` command
+    to stamp the schema version, so this Python's bin/ (where pip put alembic) goes on PATH if needed."""
+    from nbgrader.api import Course, Gradebook
+
+    if shutil.which("alembic") is None:
+        os.environ["PATH"] = str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")
+    gb = Gradebook(db_url, course_id)
+    if gb.db.get(Course, course_id) is None:
+        # nbgrader adds no course row for the empty course id (its default); SQLite does not mind the
+        # missing row, PostgreSQL's foreign keys refuse every assignment without it.
+        try:
+            gb.db.add(Course(id=course_id))
+            gb.db.commit()
+        except Exception:
+            gb.db.rollback()
+            if gb.db.get(Course, course_id) is None:  # not a concurrent writer adding it first
+                gb.close()
+                raise
+    return gb
+
+
 def _retry(action, attempts: int = 8):
     """Run ``action()``; on a conflict with a concurrent writer (or a lock), try again."""
     for attempt in range(attempts):
@@ -95,9 +118,9 @@ def ensure_assignment(settings: CourseSettings, assignment: str) -> None:
     releasing into a temporary folder so the course's student notebooks are left alone.
     Raises RuntimeError if nbgrader fails (e.g. no instructor notebook for ``assignment``).
     """
-    from nbgrader.api import Gradebook, MissingEntry
+    from nbgrader.api import MissingEntry
 
-    with Gradebook(settings.db_url, settings.course_id) as gb:
+    with open_gradebook(settings.db_url, settings.course_id) as gb:
         try:
             if gb.find_assignment(assignment).notebooks:
                 return
@@ -118,10 +141,8 @@ class GradebookWriter:
     """Writes grading results into nbgrader's gradebook; use one per process, as a context manager."""
 
     def __init__(self, db_url: str, course_id: str = ""):
-        from nbgrader.api import Gradebook
-
         self.db_url = db_url
-        self.gb = _retry(lambda: Gradebook(db_url, course_id))
+        self.gb = _retry(lambda: open_gradebook(db_url, course_id))
         _retry(lambda: METADATA.create_all(self.gb.engine, checkfirst=True))
 
     def __enter__(self) -> GradebookWriter:
@@ -218,10 +239,10 @@ def read_class(db_url: str, course_id: str = "") -> tuple[list[StoredResult], di
     """Everything the report needs: one StoredResult per student and assignment the gradebook knows
     (status "missing" where a student has no submission), and per assignment its graded cells in
     notebook order as (grade_id, max_score)."""
-    from nbgrader.api import Gradebook, MissingEntry
+    from nbgrader.api import MissingEntry
 
     results, cells_of = [], {}
-    with Gradebook(db_url, course_id) as gb:
+    with open_gradebook(db_url, course_id) as gb:
         METADATA.create_all(gb.engine, checkfirst=True)
         extra = {(a, s): row for a, s, *row in gb.db.execute(select(
             CLASS_GRADING.c.assignment, CLASS_GRADING.c.student, CLASS_GRADING.c.status, CLASS_GRADING.c.flags,

@@ -104,14 +104,15 @@ def write_report(db_url: str, out: Path, course_id: str = "") -> dict[str, Path]
 
 def export_grades(db_url: str, to: Path, course_id: str = "") -> Path:
     """nbgrader's own CSV export (the same columns and scores) plus ``status`` and ``flags`` columns."""
-    from nbgrader.api import Gradebook
     from nbgrader.plugins.export import CsvExportPlugin
+
+    from grader.gradebook import open_gradebook
 
     results, _ = read_class(db_url, course_id)
     extra = {(r.assignment, r.student): r for r in results}
     with tempfile.TemporaryDirectory() as tmp:
         plain = Path(tmp) / "grades.csv"
-        with Gradebook(db_url, course_id) as gb:
+        with open_gradebook(db_url, course_id) as gb:
             CsvExportPlugin(to=str(plain)).export(gb)
         with plain.open(newline="") as f:
             reader = csv.DictReader(f)
