@@ -30,6 +30,9 @@ def _parser() -> argparse.ArgumentParser:
     grade.add_argument("--scheduler", default=None, help="a Dask scheduler address, tcp://HOST:PORT")
     grade.add_argument("--force", action="store_true", help="grade unchanged submissions again")
     grade.add_argument("--student", action="append", default=None, help="grade only this student (repeatable)")
+    grade.add_argument("--threads", type=int, default=None,
+                       help="CPU threads per submission's kernel (default: cores // jobs here; on a cluster the "
+                            "workers' OMP_NUM_THREADS)")
     grade.add_argument("--worker-course", type=Path, default=None,
                        help="where the course folder is on the Dask workers, if not at the same path")
     grade.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -64,7 +67,8 @@ def main(argv: list[str]) -> int:
             return 2
         summary = grade_class(settings.root, args.assignments, jobs=args.jobs, scheduler=args.scheduler,
                               force=args.force, students=args.student, db_url=settings.db_url,
-                              worker_course_root=args.worker_course, progress=not args.no_progress)
+                              worker_course_root=args.worker_course, threads=args.threads,
+                              progress=not args.no_progress)
         print(summary.table())
         return 1 if summary.count("grader_error") else 0
     if args.command == "grades":

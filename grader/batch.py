@@ -227,10 +227,13 @@ def _executor(jobs: int):
 def _local_stream(tasks: list[Task], jobs: int):
     from concurrent.futures import as_completed
 
-    with _executor(jobs) as pool:
+    pool = _executor(jobs)
+    try:
         futures = {pool.submit(run_task, task): task for task in tasks}
         for future in as_completed(futures):
             yield _outcome_of(future, futures[future])
+    finally:  # on Ctrl-C or an error here, drop the queued submissions instead of grading them all first
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _dask_stream(tasks: list[Task], client):
@@ -262,7 +265,7 @@ def _dask_workers(client) -> int:
 def grade_class(course_root: Path, assignments: list[str], *, jobs: int | None = None, scheduler=None,
                 force: bool = False, students: list[str] | None = None, db_url: str | None = None,
                 grader: str = DEFAULT_GRADER, sandbox: bool | None = None, worker_course_root: Path | None = None,
-                progress: bool = True) -> Summary:
+                threads: int | None = None, progress: bool = True) -> Summary:
     """Grade every new or changed submission of ``assignments`` and write the gradebook.
 
     Args:
@@ -276,6 +279,8 @@ def grade_class(course_root: Path, assignments: list[str], *, jobs: int | None =
         grader: "module:function" with ``grade_submission``'s signature (tests use a stand-in).
         sandbox: passed to the grader (None: its default).
         worker_course_root: where the course folder is on the workers, if not at the same path.
+        threads: CPU threads for each submission's kernel (OMP_NUM_THREADS). Default: cores // jobs on
+            this machine; on a Dask cluster, whatever the workers' environment says.
         progress: show a progress bar on stderr.
 
     Returns a Summary (one Row per submission found). Raises ValueError for an empty assignment list
@@ -301,11 +306,13 @@ def grade_class(course_root: Path, assignments: list[str], *, jobs: int | None =
             client = scheduler if isinstance(scheduler, Client) else Client(scheduler)
             own_client = client is not scheduler
             workers = _dask_workers(client)
+            for task in tasks:
+                task.threads = threads
             stream = _dask_stream(tasks, client)
         else:
             workers = min(jobs, max(1, len(tasks)))
             for task in tasks:
-                task.threads = max(1, cores // workers)
+                task.threads = threads or max(1, cores // workers)
             stream = _local_stream(tasks, workers) if tasks else iter(())
         try:
             _collect(settings, stream, tasks, workers, writer, rows, progress)
@@ -359,10 +366,12 @@ def _store(settings: CourseSettings, outcome: Outcome, writer: GradebookWriter) 
                    log=str(log_path), seconds=outcome.worker_seconds)
     log_path.write_text(f"graded on {outcome.host} in {result.seconds:.1f} s, status {result.status}\n"
                         f"{result.log}")
-    if outcome.executed is not None:
+    if outcome.executed is not None:  # named as nbgrader names it, so generate_feedback finds it
         folder = settings.root / "autograded" / outcome.student / outcome.assignment
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / outcome.notebook_name).write_bytes(outcome.executed)
+        names = writer.notebook_names(outcome.assignment)
+        name = f"{names[0]}.ipynb" if len(names) == 1 else outcome.notebook_name
+        (folder / name).write_bytes(outcome.executed)
         stamp = settings.root / "submitted" / outcome.student / outcome.assignment / "timestamp.txt"
         if stamp.is_file():
             shutil.copyfile(stamp, folder / "timestamp.txt")

@@ -154,6 +154,10 @@ class GradebookWriter:
     def close(self) -> None:
         self.gb.close()
 
+    def notebook_names(self, assignment: str) -> list[str]:
+        """The names of ``assignment``'s notebooks in the gradebook (without .ipynb)."""
+        return [nb.name for nb in self.gb.find_assignment(assignment).notebooks]
+
     def known_hashes(self, assignment: str) -> dict[str, str]:
         """student -> hash of the submission folder last graded, for ``assignment``."""
         rows = self.gb.db.execute(select(CLASS_GRADING.c.student, CLASS_GRADING.c.submission_hash)
@@ -187,7 +191,12 @@ class GradebookWriter:
 
         gb = self.gb
         gb.update_or_create_student(result.student)
-        extra = {"timestamp": parse_utc(timestamp)} if timestamp else {}
+        extra = {}
+        if timestamp:
+            try:
+                extra["timestamp"] = parse_utc(timestamp)
+            except (ValueError, OverflowError, TypeError):
+                flags.append(f"unreadable timestamp.txt: {timestamp[:40]!r}")
         submission = gb.update_or_create_submission(result.assignment, result.student, **extra)
         scored = set()
         for notebook in submission.notebooks:

@@ -62,10 +62,11 @@ def test_table_says_who_failed_and_where_the_log_is():
 
 @pytest.fixture(scope="module")
 def released_course(tmp_path_factory):
-    """A course with 01 released (and recorded in its SQLite gradebook), copied by each test."""
+    """A course with 01 released (and recorded in its SQLite gradebook) and utils/, copied by each test."""
     root = tmp_path_factory.mktemp("released")
     course = TempCourse(root, [A])
     course.release(A)
+    shutil.copytree(ROOT / "utils", root / "utils", ignore=shutil.ignore_patterns("__pycache__"))  # the kernel's
     return root
 
 
@@ -263,7 +264,7 @@ def test_real_grading_in_parallel_and_on_dask_agree(released_course, tmp_path):
     seconds = time.perf_counter() - start
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
             Client(cluster) as client:
-        theirs = grade_class(remote.root, [A], scheduler=client, grader=real_grader(), progress=False)
+        theirs = grade_class(remote.root, [A], scheduler=client, grader=real_grader(), threads=1, progress=False)
     report(f"class grading, 3 submissions of {A} with 2 workers: {seconds:.0f} s here, "
            f"{theirs.wall_seconds:.0f} s on a 2-worker LocalCluster")
     assert {r.status for r in mine.rows + theirs.rows} == {"graded"}, mine.table() + theirs.table()

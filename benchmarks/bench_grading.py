@@ -1,0 +1,197 @@
+"""How fast a whole class grades: serially, with 2 local workers, and on a 2-worker Dask LocalCluster.
+
+    python benchmarks/bench_grading.py [--n01 40] [--n03 10] [--quick] [--json FILE]   (make bench-grading)
+
+It builds a throw-away course in a temporary folder (01 and 03 released with nbgrader), generates a
+class of submissions (cycling through right, blank and partly wrong: the instructor's answers with one
+answer cell put back to its stub), and grades the same class three times from scratch with
+``grader.batch.grade_class``:
+
+- serial: one worker process, its kernels on every core (what one-after-another grading does);
+- 2 workers: ``JOBS=2``, each kernel on cores // 2 threads;
+- Dask: a ``LocalCluster(n_workers=2, processes=True)``, each kernel on cores // 2 threads.
+
+It prints submissions per minute for each and the ratio to serial in the same run, checks that the
+three runs gave identical grades, and measures the per-submission overhead: the time to grade an empty
+notebook (no cells: the grader puts the test cells back and they fail at once), i.e. starting the
+worker's sandboxed kernel, importing torch and the course, and the grader's own bookkeeping.
+Figures depend on the machine and its load; the load average is printed with each run.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from grader.batch import grade_class  # noqa: E402
+from grader.gradebook import open_gradebook  # noqa: E402
+from grader.release import clean_notebook, run_nbgrader  # noqa: E402
+
+CONFIG = """\
+c = get_config()
+c.CourseDirectory.root = {root!r}
+c.CourseDirectory.source_directory = "solutions"
+c.CourseDirectory.release_directory = "release"
+c.CourseDirectory.db_url = "sqlite:///{root}/gradebook.db"
+c.Execute.timeout = 300
+"""
+
+
+def load(path: Path) -> dict:
+    return json.loads(Path(path).read_text())
+
+
+def meta(cell: dict) -> dict:
+    return cell.get("metadata", {}).get("nbgrader", {})
+
+
+def make_course(root: Path, assignments: list[str]) -> dict[str, dict]:
+    """A course under ``root`` with ``assignments`` released; returns the released notebooks."""
+    root.mkdir(parents=True)
+    (root / "nbgrader_config.py").write_text(CONFIG.format(root=str(root)))
+    shutil.copytree(ROOT / "utils", root / "utils", ignore=shutil.ignore_patterns("__pycache__"))
+    released = {}
+    for a in assignments:
+        shutil.copytree(ROOT / "solutions" / a, root / "solutions" / a,
+                        ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+        run_nbgrader(["generate_assignment", a, "--force"], root)
+        path = root / "release" / a / f"{a}.ipynb"
+        clean_notebook(path)
+        released[a] = load(path)
+    return released
+
+
+def class_of(assignment: str, released: dict, n: int) -> dict[str, dict]:
+    """n submissions: right, blank and partly wrong (one answer left as its stub), in turn."""
+    solution = load(ROOT / "solutions" / assignment / f"{assignment}.ipynb")
+    answers = {meta(c)["grade_id"]: c["source"] for c in solution["cells"] if meta(c).get("solution")}
+    right = copy.deepcopy(released)
+    for cell in right["cells"]:
+        if meta(cell).get("solution") and meta(cell).get("grade_id") in answers:
+            cell["source"] = answers[meta(cell)["grade_id"]]
+    answer_ids = list(answers)
+    out = {}
+    for i in range(n):
+        kind = ("right", "blank", "partly")[i % 3]
+        nb = copy.deepcopy(right if kind != "blank" else released)
+        if kind == "partly":
+            stub_id = answer_ids[(i // 3) % len(answer_ids)]
+            stub = next(c for c in released["cells"] if meta(c).get("grade_id") == stub_id)
+            next(c for c in nb["cells"] if meta(c).get("grade_id") == stub_id)["source"] = stub["source"]
+        out[f"s{i:03d}-{kind}"] = nb
+    return out
+
+
+def submit(root: Path, assignment: str, submissions: dict[str, dict]) -> None:
+    for student, nb in submissions.items():
+        folder = root / "submitted" / student / assignment
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{assignment}.ipynb").write_text(json.dumps(nb))
+
+
+def grades(root: Path) -> dict:
+    with open_gradebook(f"sqlite:///{root}/gradebook.db") as gb:
+        return {(s.assignment.name, s.student.id): {g.name: g.auto_score for nb in s.notebooks for g in nb.grades}
+                for a in gb.assignments for s in a.submissions}
+
+
+def loadavg() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "n/a"
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n01", type=int, default=40, help="submissions of 01_UNets (default: %(default)s)")
+    parser.add_argument("--n03", type=int, default=10, help="submissions of 03_Optimizations (default: %(default)s)")
+    parser.add_argument("--quick", action="store_true", help="6 of 01 and 2 of 03")
+    parser.add_argument("--modes", default="serial,jobs2,dask", help="which runs (default: %(default)s)")
+    parser.add_argument("--overhead-runs", type=int, default=3, help="empty notebooks to grade (default: 3)")
+    parser.add_argument("--json", type=Path, default=None, help="also write the figures to this file")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.n01, args.n03 = 6, 2
+    cores = os.cpu_count() or 1
+    sizes = {a: n for a, n in (("01_UNets", args.n01), ("03_Optimizations", args.n03)) if n > 0}
+    total = sum(sizes.values())
+    print(f"class: {', '.join(f'{n} of {a}' for a, n in sizes.items())} ({total} submissions); "
+          f"{cores} cores; load average {loadavg()}", flush=True)
+    figures: dict = {"cores": cores, "sizes": sizes, "runs": {}}
+    with tempfile.TemporaryDirectory(prefix="bench-grading-") as tmp:
+        template = Path(tmp) / "template"
+        released = make_course(template, list(sizes))
+        for a, n in sizes.items():
+            submit(template, a, class_of(a, released[a], n))
+
+        # per-submission overhead: an empty notebook, graded by one worker
+        empty = Path(tmp) / "empty"
+        shutil.copytree(template, empty, ignore=shutil.ignore_patterns("submitted"))
+        (empty / "nbgrader_config.py").write_text(CONFIG.format(root=str(empty)))
+        blank = {**released["01_UNets"], "cells": []} if "01_UNets" in released else None
+        if blank is not None and args.overhead_runs > 0:
+            submit(empty, "01_UNets", {f"empty{i}": blank for i in range(args.overhead_runs)})
+            summary = grade_class(empty, ["01_UNets"], jobs=1, progress=False)
+            seconds = [r.seconds for r in summary.rows if r.seconds is not None]
+            figures["overhead_s"] = {"median": statistics.median(seconds), "all": seconds,
+                                     "statuses": sorted({r.status for r in summary.rows}), "load": loadavg()}
+            print(f"per-submission overhead (empty notebook, {len(seconds)} runs): median "
+                  f"{statistics.median(seconds):.1f} s, all {', '.join(f'{s:.1f}' for s in seconds)}; "
+                  f"load {loadavg()}", flush=True)
+
+        results = {}
+        for mode in [m for m in args.modes.split(",") if m]:
+            course = Path(tmp) / mode
+            shutil.copytree(template, course)
+            (course / "nbgrader_config.py").write_text(CONFIG.format(root=str(course)))
+            before = loadavg()
+            start = time.perf_counter()
+            if mode == "serial":
+                summary = grade_class(course, list(sizes), jobs=1)
+            elif mode == "jobs2":
+                summary = grade_class(course, list(sizes), jobs=2)
+            elif mode == "dask":
+                from distributed import Client, LocalCluster
+
+                with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) \
+                        as cluster, Client(cluster) as client:
+                    summary = grade_class(course, list(sizes), scheduler=client, threads=max(1, cores // 2))
+            else:
+                raise SystemExit(f"unknown mode {mode!r}; choose from serial, jobs2, dask")
+            wall = time.perf_counter() - start
+            results[mode] = grades(course)
+            statuses = {s: summary.count(s) for s in {r.status for r in summary.rows}}
+            figures["runs"][mode] = {"seconds": wall, "per_minute": 60 * total / wall, "statuses": statuses,
+                                     "load_before": before, "load_after": loadavg()}
+            print(f"{mode}: {wall:.0f} s, {60 * total / wall:.2f} submissions/min, statuses {statuses}; "
+                  f"load {before} -> {loadavg()}", flush=True)
+
+    runs = figures["runs"]
+    if "serial" in runs:
+        for mode, run in runs.items():
+            run["speedup"] = runs["serial"]["seconds"] / run["seconds"]
+    identical = len({json.dumps(sorted(map(str, r.items()))) for r in results.values()}) <= 1
+    figures["identical_grades"] = identical
+    print("\n| run | wall time | submissions/min | vs serial |\n|---|---:|---:|---:|")
+    for mode, run in runs.items():
+        ratio = f"{run['speedup']:.2f}x" if "speedup" in run else ""
+        print(f"| {mode} | {run['seconds']:.0f} s | {run['per_minute']:.2f} | {ratio} |")
+    print(f"\nidentical grades across runs: {identical}")
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=1))
+    return 0 if identical else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
