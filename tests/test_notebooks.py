@@ -84,6 +84,8 @@ def test_every_answer_cell_is_graded(assignment):
     assert all(nbgrader_meta(c).get("points", 0) > 0 for c in tests.values())
     ids = [nbgrader_meta(c).get("grade_id") for c in nb["cells"]]
     for grade_id in answers:  # the next graded cell after each answer tests it
+        if nbgrader_meta(answers[grade_id]).get("grade"):
+            continue  # a written answer graded by hand (questions with model answers) is its own grade cell
         following = [i for i in ids[ids.index(grade_id) + 1:] if i in tests]
         assert following, f"answer cell {grade_id} has no test cell after it"
     for cell in tests.values():
