@@ -7,7 +7,7 @@ from conftest import ROOT
 
 def _pyproject_pins():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    return set(project["dependencies"]) | set(project["optional-dependencies"]["dev"])
+    return set(project["dependencies"]).union(*project["optional-dependencies"].values())
 
 
 def _conda_pins():
