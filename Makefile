@@ -2,6 +2,7 @@
 #   make lab    create the environment and start JupyterLab on the course
 #   make test   create the environment and run the test suite
 # Instructors: make release | make autograde | make feedback | make grades | make report (see README.md).
+# Students: make validate NOTEBOOK=notebooks/<id>/<id>.ipynb before handing in.
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -21,7 +22,7 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 SCHEDULER ?=
 GRADE_ARGS ?=
 
-.PHONY: env lab test test-fast release autograde feedback grades report bench bench-grading clean help
+.PHONY: env lab test test-fast release autograde feedback validate grades report bench bench-grading clean help
 
 help:
 	@sed -n '1,5p' Makefile | sed 's/^# \{0,1\}//'
@@ -52,8 +53,14 @@ release: $(STAMP)
 autograde: $(STAMP)
 	$(RUN) $(BIN)/python -m grader autograde $(PRESENT) $(if $(SCHEDULER),--scheduler $(SCHEDULER),--jobs $(JOBS)) $(GRADE_ARGS)
 
+# Feedback pages from the graded results (checks' messages only, never their code or references).
 feedback: $(STAMP)
-	@for a in $(PRESENT); do $(RUN) $(BIN)/nbgrader generate_feedback "$$a" || exit 1; done
+	$(RUN) $(BIN)/python -m grader.feedback --results autograded --out feedback $(PRESENT)
+
+# Run notebooks with their visible checks; exits non-zero when one fails (NOTEBOOK=path for one).
+NOTEBOOK ?= $(foreach a,$(PRESENT),notebooks/$(a)/$(a).ipynb)
+validate: $(STAMP)
+	$(RUN) $(BIN)/python -m grader.validate $(NOTEBOOK)
 
 grades: $(STAMP)
 	$(RUN) $(BIN)/python -m grader grades --to grades.csv

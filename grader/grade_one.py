@@ -35,6 +35,7 @@ import os
 import re
 import secrets
 import shutil
+import signal
 import sys
 import tempfile
 import threading
@@ -232,7 +233,7 @@ def _norm(text: str) -> str:
     return "\n".join(line.rstrip() for line in text.strip().splitlines())
 
 
-def rebuild(student: dict, spec: AssignmentSpec, utils_dir: Path) -> Plan:
+def rebuild(student: dict, spec: AssignmentSpec, utils_dir: Path, check_copies: bool = True) -> Plan:
     """The notebook to run: the student's answers inside the instructor's locked cells."""
     flags: list[str] = []
     notes: list[str] = []
@@ -332,7 +333,7 @@ def rebuild(student: dict, spec: AssignmentSpec, utils_dir: Path) -> Plan:
             what = "; ".join(str(f) for f in found[:3])
             flags.append(f"tampering: {what} in cell {where}")
             taint[index] = what
-        if kind == "answer":
+        if kind == "answer" and check_copies:
             copied = tamper.copied_utils(_source(cell), utils_dir, spec.allowed_defs)
             if copied:
                 flags.append(f"copied utils code in cell {where}: {', '.join(copied)}")
@@ -511,8 +512,13 @@ def data_dir(course_root: Path) -> Path:
     return Path(os.environ.get("COURSE_DATA_DIR") or Path(course_root) / "data")
 
 
+# Fault injection for the test suite only: student -> grade id of a cell before which the grader
+# freezes the kernel (SIGSTOP) on the first attempt, as a lost message would leave it.
+FREEZE_ONCE: dict[str, str] = {}
+
+
 def run_plan(plan: Plan, spec: AssignmentSpec, course_root: Path, work: Path, *, use_sandbox: bool,
-             limits: Limits, log: list[str]) -> Outcome:
+             limits: Limits, log: list[str], freeze_before: str | None = None) -> Outcome:
     """Run the plan once in a fresh kernel; report what the trusted side saw."""
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
@@ -591,6 +597,13 @@ def run_plan(plan: Plan, spec: AssignmentSpec, course_root: Path, work: Path, *,
                     break
                 client.timeout = int(max(1, min(limits.cell_timeout, remaining)))
                 cell = plan.nb.cells[step.index]
+                if freeze_before and plan.grade_ids[step.index] == freeze_before and root:
+                    freeze_before = None
+                    for pid in [root, *sb.descendants(root)]:
+                        try:
+                            os.kill(pid, signal.SIGSTOP)
+                        except OSError:
+                            pass
                 work_cell = copy.deepcopy(cell)
                 work_cell.source = step.source
                 watch.touch()
@@ -709,11 +722,14 @@ def _course_state(course_root: Path, skip: list[Path]) -> dict[str, tuple[int, i
 
 def _message(error: str) -> str:
     name, _, text = error.partition(": ")
+    if name == "NotImplementedError":
+        return "not answered yet: the cell above still raises NotImplementedError"
     return text.strip() if name in ("CheckFailed", "AssertionError") and text.strip() else error.strip()
 
 
 def grade_submission(course_root: Path, assignment: str, student: str, *, submission_dir: Path,
-                     workdir: Path, sandbox: bool | None = None, limits: Limits | None = None) -> SubmissionResult:
+                     workdir: Path, sandbox: bool | None = None, limits: Limits | None = None,
+                     source: Path | None = None) -> SubmissionResult:
     """Grade one student's submission of ``assignment``; never raises for anything the submission does.
 
     Args:
@@ -724,6 +740,8 @@ def grade_submission(course_root: Path, assignment: str, student: str, *, submis
         sandbox: True requires bubblewrap, False runs without it, None uses it when it works.
         limits: resource limits (``grader.sandbox.Limits``); the default cell timeout comes from
             ``c.Execute.timeout`` in ``nbgrader_config.py`` when set there.
+        source: the notebook whose locked cells are trusted (default: the instructor notebook;
+            ``grader.validate`` passes the student version, so only visible checks run).
 
     Raises:
         FileNotFoundError: no instructor notebook for ``assignment`` (the grader's setup is broken).
@@ -731,7 +749,10 @@ def grade_submission(course_root: Path, assignment: str, student: str, *, submis
     """
     started = time.monotonic()
     course_root = Path(course_root).resolve()
-    spec = load_spec(course_root, assignment)
+    if source is not None:
+        spec = _load_spec(str(Path(source).resolve()), Path(source).stat().st_mtime)
+    else:
+        spec = load_spec(course_root, assignment)
     limits = limits or default_limits(course_root)
     workdir = Path(workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
@@ -750,7 +771,9 @@ def grade_submission(course_root: Path, assignment: str, student: str, *, submis
     if not use_sandbox:
         log.append(f"{_LOUD}: {why if not available else 'turned off by the caller'}; the submission "
                    f"could read and write anything this user can")
-        logging.getLogger("grader").warning("%s: %s", _LOUD, why if not available else "turned off")
+        if sandbox is None:  # wanted but impossible: say so where the instructor will see it
+            logging.getLogger("grader").warning("%s: %s", _LOUD, why)
+            print(f"{_LOUD} ({student}, {assignment}): {why}", file=sys.stderr)
 
     def finish(status: str, executed: Path | None = None) -> SubmissionResult:
         result = SubmissionResult(student, assignment, status, cells, messages, flags,
@@ -777,7 +800,7 @@ def grade_submission(course_root: Path, assignment: str, student: str, *, submis
         log.append(f"unreadable: {error}")
         return finish("unreadable")
 
-    plan = rebuild(raw, spec, course_root / "utils")
+    plan = rebuild(raw, spec, course_root / "utils", check_copies=source is None)
     flags.extend(plan.flags)
     log.extend(plan.notes)
 
@@ -786,12 +809,13 @@ def grade_submission(course_root: Path, assignment: str, student: str, *, submis
     outcome = None
     last_stall = None
     for attempt in range(1 + max(0, limits.retries)):
-        if work.exists():
-            shutil.rmtree(work, ignore_errors=True)
-        shutil.copytree(Path(submission_dir), work, symlinks=True,
+        # A retry runs in the same folder (files the first attempt wrote, such as checkpoints, stay),
+        # with the submitted files copied over again.
+        shutil.copytree(Path(submission_dir), work, symlinks=True, dirs_exist_ok=True,
                         ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
         attempt_plan = copy.deepcopy(plan)
-        outcome = run_plan(attempt_plan, spec, course_root, work, use_sandbox=use_sandbox, limits=limits, log=log)
+        outcome = run_plan(attempt_plan, spec, course_root, work, use_sandbox=use_sandbox, limits=limits, log=log,
+                           freeze_before=FREEZE_ONCE.get(student) if attempt == 0 else None)
         if outcome.status != "stalled":
             break
         log.append(f"attempt {attempt + 1}: {outcome.reason} at cell {outcome.stopped_at}; grading again")

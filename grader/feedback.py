@@ -1,0 +1,154 @@
+"""Feedback pages that teach without giving the tests away.
+
+    python -m grader.feedback [--results autograded] [--out feedback]      (what ``make feedback`` runs)
+
+For every ``result.json`` that ``grader.grade_one`` left under the results folder, writes
+``<out>/<student>/<assignment>/<assignment>.html``: the student's own cells with their outputs,
+and for each graded check only its score and its message. Never the code of a check, its inputs
+or its reference values (hidden tests live only in the instructor's ``executed.ipynb``), and never
+raw HTML or script from an output: text is escaped, only PNG/JPEG images are shown, and the page
+forbids scripts (Content-Security-Policy).
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import binascii
+import html
+import re
+import sys
+from pathlib import Path
+
+import nbformat
+
+from grader.grade_one import SubmissionResult
+
+MAX_OUTPUT_CHARS = 20_000
+ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+STYLE = """
+body { font-family: sans-serif; max-width: 60em; margin: 2em auto; line-height: 1.4; }
+pre { background: #f6f6f6; padding: .6em; overflow-x: auto; white-space: pre-wrap; }
+pre.out { background: #fff; border-left: 3px solid #ccc; }
+.check { padding: .5em .8em; margin: .6em 0; border-radius: 4px; }
+.pass { background: #e6f4e6; } .fail { background: #fbe9e9; }
+.md { color: #333; } .note { background: #fff4d6; padding: .5em; }
+"""
+
+
+def _text(value) -> str:
+    text = "".join(value) if isinstance(value, list) else str(value)
+    text = ANSI.sub("", text)
+    if len(text) > MAX_OUTPUT_CHARS:
+        text = text[:MAX_OUTPUT_CHARS] + f"\n[... {len(text) - MAX_OUTPUT_CHARS} more characters not shown]"
+    return html.escape(text)
+
+
+def _image(data: str, mime: str) -> str:
+    raw = "".join(data) if isinstance(data, list) else str(data)
+    raw = re.sub(r"\s", "", raw)
+    try:
+        base64.b64decode(raw, validate=True)
+    except (binascii.Error, ValueError):
+        return ""
+    return f'<img alt="figure" src="data:{mime};base64,{raw}">'
+
+
+def _outputs(cell) -> list[str]:
+    parts = []
+    for output in cell.get("outputs", []):
+        kind = output.get("output_type")
+        if kind == "stream":
+            parts.append(f'<pre class="out">{_text(output.get("text", ""))}</pre>')
+        elif kind == "error":
+            parts.append(f'<pre class="out">{_text(output.get("ename", ""))}: {_text(output.get("evalue", ""))}</pre>')
+        elif kind in ("display_data", "execute_result"):
+            data = output.get("data", {})
+            for mime in ("image/png", "image/jpeg"):
+                if mime in data:
+                    parts.append(_image(data[mime], mime))
+                    break
+            else:
+                if "text/plain" in data:
+                    parts.append(f'<pre class="out">{_text(data["text/plain"])}</pre>')
+    return parts
+
+
+def render(result: SubmissionResult, executed: Path | None) -> str:
+    """The student's feedback page for ``result`` (and the executed notebook, when there is one)."""
+    title = html.escape(f"{result.assignment}: feedback for {result.student}")
+    body = [f"<h1>{title}</h1>",
+            f"<p><b>Score: {result.score:g} / {result.max_score:g}</b></p>"]
+    if result.status != "graded":
+        body.append(f'<p class="note">Grading stopped early ({html.escape(result.status)}): cells after that point '
+                    f'were not graded.</p>')
+    shown: set[str] = set()
+    nb = None
+    if executed is not None and Path(executed).exists():
+        try:
+            nb = nbformat.read(str(executed), as_version=4)
+        except Exception:  # a broken file must not stop the other pages
+            nb = None
+    for cell in (nb.cells if nb is not None else []):
+        kind = cell.get("metadata", {}).get("course_grader", {}).get("kind")
+        gid = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+        if kind == "test" and gid in result.cells:
+            body.append(_check(gid, result))
+            shown.add(gid)
+        elif cell.cell_type == "markdown":
+            body.append(f'<pre class="md">{_text(cell.source)}</pre>')
+        elif cell.cell_type == "code" and kind in ("student", "answer", "fixed"):
+            body.append(f'<pre class="code">{_text(cell.source)}</pre>')
+            body.extend(_outputs(cell))
+    for gid in result.cells:
+        if gid not in shown:
+            body.append(_check(gid, result))
+    return ("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
+            "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; img-src data:; "
+            "style-src 'unsafe-inline'\">"
+            f"<title>{title}</title><style>{STYLE}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
+
+
+def _check(gid: str, result: SubmissionResult) -> str:
+    score, max_score = result.cells[gid]
+    ok = score == max_score
+    text = "passed" if ok else html.escape(result.messages.get(gid, "failed"))
+    return (f'<div class="check {"pass" if ok else "fail"}"><b>Check {html.escape(gid)}: {score:g} / {max_score:g}</b>'
+            f'<pre>{text}</pre></div>')
+
+
+def write_all(results: Path, out: Path, assignments: list[str] | None = None) -> list[Path]:
+    written = []
+    for path in sorted(Path(results).rglob("result.json")):
+        try:
+            result = SubmissionResult.from_json(path.read_text())
+        except (ValueError, KeyError, TypeError) as error:
+            print(f"skipped {path}: {error}", file=sys.stderr)
+            continue
+        if assignments and result.assignment not in assignments:
+            continue
+        executed = result.executed_notebook
+        if executed is None or not Path(executed).exists():
+            executed = path.with_name("executed.ipynb")
+        target = Path(out) / result.student / result.assignment / f"{result.assignment}.html"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(render(result, executed), encoding="utf-8")
+        written.append(target)
+    return written
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description="Write students' feedback pages from graded results.")
+    parser.add_argument("assignments", nargs="*", help="only these assignments (default: all)")
+    parser.add_argument("--results", type=Path, default=Path("autograded"))
+    parser.add_argument("--out", type=Path, default=Path("feedback"))
+    args = parser.parse_args(argv)
+    if not args.results.exists():
+        print(f"no graded results in {args.results}/: run `make autograde` first", file=sys.stderr)
+        return 1
+    written = write_all(args.results, args.out, args.assignments or None)
+    print(f"wrote {len(written)} feedback page(s) to {args.out}/")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
