@@ -2,7 +2,8 @@
 
     python -m grader.feedback [--results autograded] [--out feedback]      (what ``make feedback`` runs)
 
-For every ``result.json`` that ``grader.grade_one`` left under the results folder, writes
+For every submission graded by ``grader.grade_one`` under the results folder (the result is kept in
+the executed notebook's metadata, or in a ``result.json`` beside it), writes
 ``<out>/<student>/<assignment>/<assignment>.html``: the student's own cells with their outputs,
 and for each graded check only its score and its message. Never the code of a check, its inputs
 or its reference values (hidden tests live only in the instructor's ``executed.ipynb``), and never
@@ -116,19 +117,42 @@ def _check(gid: str, result: SubmissionResult) -> str:
             f'<pre>{text}</pre></div>')
 
 
-def write_all(results: Path, out: Path, assignments: list[str] | None = None) -> list[Path]:
-    written = []
+def _graded(results: Path):
+    """(result, executed notebook) for every graded submission under ``results``: from the result
+    stored in an executed notebook's metadata, or from a ``result.json`` and the notebook beside it."""
+    import json
+
+    seen = set()
+    for path in sorted(Path(results).rglob("*.ipynb")):
+        if ".ipynb_checkpoints" in path.parts:
+            continue
+        try:
+            stored = json.loads(path.read_text()).get("metadata", {}).get("course_grader", {}).get("result")
+            if stored:
+                result = SubmissionResult.from_json(json.dumps(stored))
+                seen.add(path.parent)
+                yield result, path
+        except (ValueError, KeyError, TypeError, OSError) as error:
+            print(f"skipped {path}: {error}", file=sys.stderr)
     for path in sorted(Path(results).rglob("result.json")):
+        if path.parent in seen:
+            continue
         try:
             result = SubmissionResult.from_json(path.read_text())
         except (ValueError, KeyError, TypeError) as error:
             print(f"skipped {path}: {error}", file=sys.stderr)
             continue
-        if assignments and result.assignment not in assignments:
-            continue
         executed = result.executed_notebook
         if executed is None or not Path(executed).exists():
             executed = path.with_name("executed.ipynb")
+        yield result, executed
+
+
+def write_all(results: Path, out: Path, assignments: list[str] | None = None) -> list[Path]:
+    written = []
+    for result, executed in _graded(results):
+        if assignments and result.assignment not in assignments:
+            continue
         target = Path(out) / result.student / result.assignment / f"{result.assignment}.html"
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(render(result, executed), encoding="utf-8")

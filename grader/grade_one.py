@@ -22,9 +22,15 @@ What happens, in order:
    else 0. A kernel that dies, runs out of time or memory keeps the points of the cells before.
 
 The result is a ``SubmissionResult``; ``workdir`` receives ``result.json`` (the result) and
-``executed.ipynb`` (the rebuilt notebook with its outputs, instructor-only: it holds the hidden
-tests; ``grader.feedback`` makes the student's page from it without them). Nothing is written to
+``executed.ipynb`` (the rebuilt notebook with its outputs and, in its metadata, the result;
+instructor-only: it holds the hidden tests; ``grader.feedback`` makes the student's page from it
+without them). Nothing is written to
 the gradebook. ``grade_submission`` never raises for anything a submission does.
+
+For the class-wide runner: store ``result.cells`` in the gradebook and the executed notebook under
+``autograded/<student>/<id>/`` (``make feedback`` reads the result from its metadata, or from a
+``result.json`` beside it), and get an assignment's graded cells and points, without a kernel, from
+``graded_cells(course_root, assignment)``.
 """
 from __future__ import annotations
 
@@ -51,6 +57,9 @@ from grader import sandbox as sb
 from grader import tamper
 from grader.sandbox import Limits
 
+SHADOWED = {"utils", "grader", "torch", "torchvision", "einops", "numpy", "matplotlib", "IPython", "ipykernel",
+            "ipykernel_launcher", "nbgrader", "nbclient", "jupyter_client", "traitlets", "zmq", "sitecustomize",
+            "usercustomize", "tqdm", "ipywidgets", "matplotlib_inline", "builtins", "sys", "os", "math", "types"}
 STATUSES = ("graded", "timeout", "crashed", "out_of_memory", "unreadable", "stalled", "missing")
 BEGIN_HIDDEN, END_HIDDEN = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
 BEGIN_SOLUTION, END_SOLUTION = "### BEGIN SOLUTION", "### END SOLUTION"
@@ -389,6 +398,7 @@ class _Watch:
         self.reason = ""
         self.output_bytes = 0
         self.busy = False
+        self.last_message = ""
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -415,10 +425,10 @@ class _Watch:
         while not self._stop.wait(0.25):
             if self.root is None:
                 continue
-            cpu, rss, threads = sb.tree_usage(self.root)
+            cpu, rss, processes = sb.tree_usage(self.root)
             if rss > self.limits.memory:
                 self.kill("out_of_memory")
-            elif threads > self.limits.processes + 200:  # threads of torch and the kernel are counted too
+            elif processes > self.limits.processes:
                 self.kill("processes")
             elif self.output_bytes > self.limits.output_flood:
                 self.kill("output")
@@ -439,6 +449,8 @@ def _client_class():
         def process_message(self, msg, cell, cell_index):
             self.watch.touch()
             content = msg.get("content", {})
+            self.watch.last_message = msg.get("msg_type", "") + (
+                f" {content.get('execution_state')}" if msg.get("msg_type") == "status" else "")
             size = len(json.dumps(content)) if msg.get("msg_type") in (
                 "stream", "display_data", "execute_result", "error", "update_display_data") else 0
             self.watch.output_bytes += size
@@ -459,7 +471,9 @@ def _kernel_manager(launcher: list[str], connection_dir: Path):
 
     class SandboxKernelManager(AsyncKernelManager):
         def format_kernel_cmd(self, extra_arguments=None):
-            command = [sys.executable, "-m", "ipykernel_launcher", "-f", self.connection_file]
+            # -P: the working folder (the student's files) is not on the path while the kernel starts;
+            # ipykernel puts it back afterwards, behind the modules the grader preloads.
+            command = [sys.executable, "-P", "-m", "ipykernel_launcher", "-f", self.connection_file]
             return launcher + command + list(extra_arguments or [])
 
     km = SandboxKernelManager(kernel_name="python3", transport="ipc", ip=str(connection_dir / "k"))
@@ -655,7 +669,11 @@ def run_plan(plan: Plan, spec: AssignmentSpec, course_root: Path, work: Path, *,
             outcome.stopped_at = current.index + 1
         why = watch.reason
         if why == "stalled":
-            outcome.status, outcome.reason = "stalled", "the kernel stalled (no CPU and no output)"
+            lost = " after it reported idle: its reply was lost" if watch.last_message == "status idle" else ""
+            where = f"cell {plan.grade_ids[current.index] or '#' + str(current.index + 1)}" if current else "start"
+            outcome.status = "stalled"
+            outcome.reason = f"the kernel stalled in {where} (no CPU and no output{lost}; last message: " \
+                             f"{watch.last_message or 'none'})"
             outcome.stalled_step = steps.index(current) if current else -1
         elif why == "out_of_memory":
             outcome.status, outcome.reason = "out_of_memory", f"more than {limits.memory >> 20} MiB of memory"
@@ -690,6 +708,7 @@ def run_plan(plan: Plan, spec: AssignmentSpec, course_root: Path, work: Path, *,
                 except OSError:
                     pass
             shutil.rmtree(runtime, ignore_errors=True)
+            sb.remove_cgroup(mark)
     outcome.truncated = bool(getattr(client, "truncated", False))
     if outcome.status == "graded" and watch.reason:
         outcome.status = {"out_of_memory": "out_of_memory", "stalled": "stalled"}.get(watch.reason, "crashed")
@@ -698,6 +717,17 @@ def run_plan(plan: Plan, spec: AssignmentSpec, course_root: Path, work: Path, *,
 
 
 # ---------------------------------------------------------------- scoring
+
+def _check_kernel_starts(course_root: Path, spec: AssignmentSpec, workdir: Path, use_sandbox: bool,
+                         limits: Limits) -> None:
+    """Start a kernel on an empty notebook in an empty folder; raise RuntimeError if even that fails
+    (then the grader, not the submission, is broken)."""
+    scratch = workdir / "kernel-check"
+    scratch.mkdir(parents=True, exist_ok=True)
+    empty = Plan(nbformat.v4.new_notebook(), [], [], [], [], {}, {})
+    run_plan(empty, spec, course_root, scratch, use_sandbox=use_sandbox, limits=limits, log=[])
+    shutil.rmtree(scratch, ignore_errors=True)
+
 
 def _course_state(course_root: Path, skip: list[Path]) -> dict[str, tuple[int, int]]:
     """(size, mtime) of the course files a submission must not change."""
@@ -802,6 +832,13 @@ def grade_submission(course_root: Path, assignment: str, student: str, *, submis
 
     plan = rebuild(raw, spec, course_root / "utils", check_copies=source is None)
     flags.extend(plan.flags)
+    shadowing = sorted({p.name for p in Path(submission_dir).iterdir()
+                        if (p.stem if p.suffix in (".py", ".pth", ".so") else p.name) in SHADOWED})
+    if shadowing:
+        flags.append(f"tampering: the submission ships modules named like the course's or a library's: "
+                     f"{', '.join(shadowing)} (the course's own were used)")
+        for gid in spec.points:
+            plan.zeroed.setdefault(gid, "the submission ships modules that shadow the course's")
     log.extend(plan.notes)
 
     work = workdir / "work"
@@ -814,11 +851,18 @@ def grade_submission(course_root: Path, assignment: str, student: str, *, submis
         shutil.copytree(Path(submission_dir), work, symlinks=True, dirs_exist_ok=True,
                         ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
         attempt_plan = copy.deepcopy(plan)
-        outcome = run_plan(attempt_plan, spec, course_root, work, use_sandbox=use_sandbox, limits=limits, log=log,
-                           freeze_before=FREEZE_ONCE.get(student) if attempt == 0 else None)
+        try:
+            outcome = run_plan(attempt_plan, spec, course_root, work, use_sandbox=use_sandbox, limits=limits, log=log,
+                               freeze_before=FREEZE_ONCE.get(student) if attempt == 0 else None)
+        except RuntimeError as error:
+            # Whose fault? A kernel that starts in an empty folder means the submission's files stop it.
+            _check_kernel_starts(course_root, spec, workdir, use_sandbox, limits)
+            outcome = Outcome(status="crashed", reason=f"the kernel did not start in the submission's folder ({error})",
+                              stopped_at=0)
+            break
         if outcome.status != "stalled":
             break
-        log.append(f"attempt {attempt + 1}: {outcome.reason} at cell {outcome.stopped_at}; grading again")
+        log.append(f"attempt {attempt + 1}: {outcome.reason}; grading again")
         if last_stall is not None and last_stall == outcome.stalled_step:
             outcome.status = "timeout"
             outcome.reason = "the same cell waited without CPU or output on every attempt"
@@ -867,8 +911,12 @@ def grade_submission(course_root: Path, assignment: str, student: str, *, submis
     log.append(f"status {outcome.status}; score {sum(s for s, _ in cells.values()):g}/"
                f"{sum(m for _, m in cells.values()):g}; {'sandboxed' if use_sandbox else 'NOT sandboxed'}")
     executed = workdir / "executed.ipynb"
+    result = finish(outcome.status, executed)
+    # The result travels inside the executed notebook too, so whoever stores only the notebook
+    # (the class-wide runner) still gives ``grader.feedback`` the scores and messages.
+    plan.nb.metadata["course_grader"] = {"result": json.loads(result.to_json())}
     nbformat.write(plan.nb, str(executed))
-    return finish(outcome.status, executed)
+    return result
 
 
 def default_limits(course_root: Path) -> Limits:

@@ -47,7 +47,8 @@ class Limits:
     notebook_timeout: float = 1800.0   # the whole notebook's wall time
     memory: int = 6 << 30              # resident memory of the kernel and its children together
     address_space: int = 32 << 30      # RLIMIT_AS backstop (torch maps much more than it uses)
-    processes: int = 64                # processes and threads... counted as processes of the tree
+    processes: int = 64                # processes of the kernel's tree (launcher and sandbox included)
+    tasks: int = 1024                  # processes and threads, where a pids cgroup can be made
     file_size: int = 2 << 30           # largest file the kernel may write
     output_kept: int = 2 << 20         # output kept in the executed notebook (the rest is dropped)
     output_flood: int = 64 << 20       # output received before the kernel is stopped
@@ -107,6 +108,51 @@ def launcher_config(*, sandbox: bool, read_only: list[Path], writable: list[Path
             "env": env, "cwd": str(Path(cwd).resolve()), "limits": asdict(limits)}
 
 
+CGROUP_ROOTS = (Path("/sys/fs/cgroup/pids"), Path("/sys/fs/cgroup/unified"), Path("/sys/fs/cgroup"))
+
+
+def cgroup_path(mark: str) -> Path | None:
+    """The pids cgroup for run ``mark`` (cgroup v1 ``pids`` or a v2 hierarchy with the pids controller)."""
+    for root in CGROUP_ROOTS:
+        if (root / "pids.max").exists() or (root / "cgroup.procs").exists() and (
+                root.name == "pids" or "pids" in _read(root / "cgroup.subtree_control")):
+            return root / f"course-grader-{mark}"
+    return None
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""
+
+
+def join_cgroup(mark: str, tasks: int) -> bool:
+    """Put this process (and so the kernel and all it starts) in a cgroup of at most ``tasks`` tasks
+    (processes and threads): a fork bomb stops there. False where cgroups cannot be written."""
+    path = cgroup_path(mark)
+    if path is None:
+        return False
+    try:
+        path.mkdir(exist_ok=True)
+        (path / "pids.max").write_text(str(tasks))
+        (path / "cgroup.procs").write_text(str(os.getpid()))
+        return True
+    except OSError:
+        return False
+
+
+def remove_cgroup(mark: str) -> None:
+    path = cgroup_path(mark)
+    for _ in range(40):  # killed processes leave the cgroup once reaped
+        if path is None or not path.exists():
+            return
+        try:
+            path.rmdir()
+        except OSError:
+            time.sleep(0.05)
+
+
 def _set_limits(limits: dict) -> None:
     def cap(kind, value):
         soft, hard = resource.getrlimit(kind)
@@ -126,6 +172,7 @@ def launch(config_path: str, argv: list[str]) -> int:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     except (OSError, AttributeError):
         pass
+    join_cgroup(config["env"].get(RUN_MARK, str(os.getpid())), config["limits"]["tasks"])
     command = (bwrap_command(config) + ["--"] + argv) if config["sandbox"] else argv
     env = None if config["sandbox"] else dict(config["env"])
     child = os.fork()
@@ -196,18 +243,15 @@ def descendants(root: int) -> list[int]:
 
 
 def tree_usage(root: int) -> tuple[float, int, int]:
-    """(CPU seconds, resident bytes, number of threads) of ``root`` and everything below it."""
-    cpu = rss = threads = 0
+    """(CPU seconds, resident bytes, number of processes) of ``root`` and everything below it."""
+    cpu = rss = count = 0
     for pid in [root, *descendants(root)]:
         info = _stat(pid)
         if info:
             cpu += info[1]
             rss += info[2]
-            try:
-                threads += len(os.listdir(f"/proc/{pid}/task"))
-            except OSError:
-                pass
-    return cpu, rss, threads
+            count += 1
+    return cpu, rss, count
 
 
 def marked_processes(mark: str) -> list[int]:

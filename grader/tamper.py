@@ -67,6 +67,8 @@ HOOK_ATTRIBUTES = {
 EVENT_METHODS = {"register", "unregister"}
 DYNAMIC_CODE = {"exec", "eval", "compile", "__import__", "globals", "vars", "setattr", "delattr"}
 SIGNALS = {"kill", "killpg", "pidfd_send_signal"}
+SENSITIVE_STRINGS = ("gradebook", "solutions/", "submitted/", "autograded/", "nbgrader_config", "grading.py",
+                     "site-packages", "BEGIN HIDDEN", "/proc/")
 COURSE_PATH_WORDS = ("utils", "grading", "gradebook", "solutions", "nbgrader_config", "submitted",
                      ".venv", "site-packages", "judge", "autograded", "release", "/proc/")
 WRITE_CALLS = {"write_text", "write_bytes", "unlink", "rmtree", "remove", "rename", "replace",
@@ -137,6 +139,13 @@ def scan_source(source: str, imported_modules: set[str] | None = None) -> list[F
                 modules.add((alias.asname or alias.name).split(".")[0])
     for node in ast.walk(tree):
         line = getattr(node, "lineno", 0)
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            hit = [w for w in SENSITIVE_STRINGS if w in node.value]
+            if hit:
+                findings.append(Finding(line, f"names the grader's files ({hit[0]})"))
+        if isinstance(node, ast.Attribute) and node.attr in ("__file__", "prefix", "base_prefix", "exec_prefix") \
+                and _dotted(node).split(".")[0] in modules:
+            findings.append(Finding(line, f"locates the course's or the environment's files ({_dotted(node)})"))
         if isinstance(node, ast.Attribute) and node.attr in HOOK_ATTRIBUTES and HOOK_ATTRIBUTES[node.attr]:
             findings.append(Finding(line, f"reaches for {HOOK_ATTRIBUTES[node.attr]} ({_dotted(node)})"))
         elif isinstance(node, ast.Attribute) and node.attr in EVENT_METHODS and "events" in _dotted(node):
@@ -250,6 +259,47 @@ def __course_probe_install(name, cell_dirs):
         return state
     managed = {"exit", "quit", "get_ipython", "input", "raw_input", "getpass", "display", "help", "_",
                "__IPYTHON__", "copyright", "credits", "license", "dreload", "runfile"}
+    import os
+    _abspath, _fsdecode = os.path.abspath, os.fsdecode
+    allowed = (os.path.realpath(os.getcwd()), os.getcwd(), "/tmp", "/dev/")
+    sensitive = ("gradebook", "/solutions/", "/submitted/", "/autograded/", "nbgrader_config", "/source/")
+    write_flags = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
+    path_events = {"os.remove", "os.rename", "os.rmdir", "os.chmod", "os.chown", "os.truncate", "os.link",
+                   "os.symlink", "os.mkdir", "shutil.rmtree", "shutil.move", "shutil.copyfile", "os.utime"}
+    accesses = []
+    def audit(event, args):
+        if event != "open" and event not in path_events and event not in ("socket.connect", "sys.addaudithook"):
+            return
+        if _len(accesses) >= 10:
+            return
+        try:
+            if event == "socket.connect":
+                address = args[1]
+                if not (_isinstance(address, (str, bytes))):  # Unix sockets are the kernel's own
+                    accesses.append("connects to " + repr(address)[:60])
+                return
+            if event == "sys.addaudithook":
+                accesses.append("adds an audit hook")
+                return
+            target = args[0]
+            if not _isinstance(target, (str, bytes)) or not target:
+                return
+            path = _abspath(_fsdecode(target))
+            if event == "open":
+                mode, flags = args[1], args[2] if _len(args) > 2 else 0
+                writing = (mode is not None and any(c in mode for c in "wax+")) or \
+                    (mode is None and _isinstance(flags, int) and flags & write_flags)
+            else:
+                writing = True
+            if _startswith(path, allowed):
+                return
+            if writing:
+                accesses.append(("writes " if event == "open" else event + " ") + path)
+            elif any(w in path for w in sensitive):
+                accesses.append("opens " + path)
+        except Exception:
+            pass
+    sys.addaudithook(audit)
     live = {}
     base = snapshot()
     def current(part, key):
@@ -323,7 +373,7 @@ def __course_probe_install(name, cell_dirs):
         return changed
     class Probe:
         def __call__(self):
-            return tuple(sorted(set(compare() + hooks())))[:20]
+            return tuple(sorted(set(compare() + hooks() + ["file or network access: " + a for a in accesses])))[:20]
     sys.modules[name] = types.ModuleType(name)
     sys.modules[name].probe = Probe()
 __course_probe_install({name!r}, {cell_dirs!r})
@@ -331,10 +381,19 @@ del __course_probe_install
 '''
 
 PRELOAD = """\
-import torch, torch.nn, torch.nn.functional, math, einops
-import matplotlib
-import matplotlib.pyplot
-import utils, utils.grading
+def __course_preload():
+    # The course's and the libraries' modules come from the environment, never from files the
+    # submission put in its folder (which is on the path, first, once the kernel runs).
+    import os, sys
+    saved, cwd = list(sys.path), os.getcwd()
+    sys.path[:] = [p for p in sys.path if p not in ("", ".", cwd)]
+    try:
+        import torch, torch.nn, torch.nn.functional, math, einops, matplotlib, matplotlib.pyplot
+        import utils, utils.grading
+    finally:
+        sys.path[:] = saved
+__course_preload()
+del __course_preload
 """
 
 

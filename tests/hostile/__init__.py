@@ -182,8 +182,9 @@ while True:
     print("x" * 10000)
 """
 LOOP = """
-while True:
-    pass
+import time
+while True:  # polls for ever (a little CPU, so not a stall)
+    time.sleep(0.01)
 """
 SLEEPER = """
 import time
@@ -211,6 +212,20 @@ SCRATCH = """
 print("trying my block on a small batch")
 _tmp = DownBlock(1, 4)(torch.zeros(2, 1, 8, 8))
 print(_tmp.shape)
+"""
+
+
+FORK_BOMB = """
+import subprocess
+_many = [subprocess.Popen(["sleep", "4322"]) for _ in range(400)]
+"""
+SHADOW_GRADING = b"""
+def isolated():
+    import sys
+    return sys.modules[__name__]
+def _ok(*args, **kwargs):
+    return None
+check = check_close = check_shape = check_parameters = check_fingerprint = check_defined_here = _ok
 """
 
 
@@ -323,15 +338,19 @@ CASES: list[Case] = [
     Case("network", "connects to the internet", lambda: append(wrong(), "down_block", NETWORK), 0, True),
     Case("kill_parent", "kills its parent process (right blocks, attack in the U-Net cell)",
          lambda: append(right(), "basic_unet", "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)"), 4, True),
+    Case("shadow", "hands in utils/grading.py with checks that pass everything", wrong, 0, True,
+         files={"utils/__init__.py": b"", "utils/grading.py": SHADOW_GRADING}),
     # failures: the cells before keep their points
+    Case("fork_bomb", "starts 400 processes in the U-Net cell", lambda: append(right(), "basic_unet", FORK_BOMB), 4,
+         True, status="crashed"),
     Case("exit", "os._exit(1) in the U-Net cell (right blocks before)",
          lambda: append(right(), "basic_unet", "import os\nos._exit(1)"), 4, True, status="crashed"),
     Case("memory", "allocates 16 GB in the U-Net cell", lambda: append(right(), "basic_unet", MEMORY), 4, True,
          status="out_of_memory", limits={"memory": 3 << 30}),
     Case("flood", "prints without end in the U-Net cell", lambda: append(right(), "basic_unet", FLOOD), 4, True,
          status="crashed", limits={"output_flood": 16 << 20, "output_kept": 256 << 10}),
-    Case("loop", "loops forever in the U-Net cell", lambda: append(right(), "basic_unet", LOOP), 4, True,
-         status="timeout", limits={"cell_timeout": 15}),
+    Case("loop", "loops for ever in the U-Net cell", lambda: append(right(), "basic_unet", LOOP), 4, True,
+         status="timeout", limits={"cell_timeout": 60}),
     Case("sleeper", "sleeps forever in the U-Net cell (no CPU, no output)",
          lambda: append(right(), "basic_unet", SLEEPER), 4, True, status="timeout", limits={"stall_seconds": 10}),
     Case("stalled_once", "right answers; the grader's kernel freezes once (a lost message)", right, 7, False,
@@ -355,7 +374,9 @@ def other_cases() -> list[Case]:
         total = sum(tests.values())
         cases.append(Case(f"right_{assignment[:2]}", f"{assignment}: the instructor's answers", lambda a=assignment: right(a),
                           total, False, assignment=assignment))
-        mutant = load_mutants(assignment)[0]
+        last_answer = [c for c in cells_by_grade_id(read(solution_path(assignment))).values()
+                       if c["metadata"]["nbgrader"].get("solution")][-1]["metadata"]["nbgrader"]["grade_id"]
+        mutant = next(m for m in load_mutants(assignment) if m.cell == last_answer)  # nothing later depends on it
         cases.append(Case(f"wrong_{assignment[:2]}", f"{assignment}: {mutant.name}",
                           lambda a=assignment, m=mutant.name: mutated(a, [m]),
                           total - sum(tests[g] for g in mutant.fails), False, assignment=assignment))
@@ -372,4 +393,5 @@ def write_submission(case: Case, folder) -> None:
     elif isinstance(content, bytes):
         (folder / name).write_bytes(content)
     for file, data in case.files.items():
+        (folder / file).parent.mkdir(parents=True, exist_ok=True)
         (folder / file).write_bytes(data or _weights())
