@@ -5,7 +5,8 @@ For each assignment with an instructor notebook in solutions/:
 - a real ``nbgrader autograde`` gives the instructor's answers full marks, the untouched student
   version zero, and runs in the grade profile (its time is printed);
 - the visible tests pass on the right answers (nbgrader's Validator, as a student's Validate);
-- every plausible wrong answer in tests/mutants/<id>.py fails the test cells it should;
+- every plausible wrong answer in tests/mutants/<id>.py fails the test cells it should, and several
+  wrong answers at once (ISOLATION_RUNS) fail their own test cells and no other;
 - every right answer written differently in tests/equivalents/<id>.py passes them;
 - every code cell of both versions parses.
 """
@@ -25,13 +26,16 @@ from equivalents import load as load_equivalents
 from equivalents import own_test_cells
 from mutants import apply as apply_mutant
 from mutants import load as load_mutants
+from mutants import load_isolation_runs
 
 ASSIGNMENTS = sorted(p.name for p in (ROOT / "solutions").iterdir()
                      if (p / f"{p.name}.ipynb").exists())
 MUTANTS = [pytest.param(a, m, id=f"{a}-{m.name}") for a in ASSIGNMENTS for m in load_mutants(a)]
 EQUIVALENTS = [pytest.param(a, e, id=f"{a}-{e.name}") for a in ASSIGNMENTS for e in load_equivalents(a)]
 # Known student-version syntax errors still to fix; strict, so the fix makes this list shrink.
-DOES_NOT_COMPILE_YET = {"03_Optimizations": "the unet cell's blank sits inside nn.Sequential(...) (issue #10)"}
+DOES_NOT_COMPILE_YET: dict[str, str] = {}
+ISOLATION_RUNS = [pytest.param(a, cells, id=f"{a}-{'+'.join(cells)}") for a in ASSIGNMENTS
+                  for cells in load_isolation_runs(a)]
 
 
 @pytest.fixture(scope="module")
@@ -170,3 +174,22 @@ def test_right_answers_written_differently_get_full_marks(assignment, equivalent
     results = run_trimmed(nb, max(passes, key=order.index), tmp_path, km=kernels(assignment))
     failed = {g: results.get(g, "did not run") for g in passes if results.get(g, "did not run") is not None}
     assert not failed, f"right answer {equivalent.name!r} loses points: {failed}"
+
+
+@pytest.mark.parametrize("assignment, broken", ISOLATION_RUNS)
+def test_a_mistake_costs_only_its_own_cell(assignment, broken, tmp_path, kernels):
+    """Break several answer cells at once (the first mutant of each): exactly their own test cells fail,
+    no later one, so a mistake is not charged twice."""
+    first = {}
+    for m in load_mutants(assignment):
+        first.setdefault(m.cell, m)
+    wrong = [first[cell] for cell in broken]
+    nb = copy.deepcopy(read(solution_path(assignment)))
+    cells = cells_by_grade_id(nb)
+    for m in wrong:
+        cells[m.cell]["source"] = apply_mutant(m, "".join(cells[m.cell]["source"]))
+    results = run_trimmed(nb, list(graded_test_cells(nb))[-1], tmp_path, km=kernels(assignment))
+    failed = {k for k, v in results.items() if v}
+    charged = {g for m in wrong for g in m.fails}
+    assert failed == charged, (f"wrong answers {[m.name for m in wrong]} failed {sorted(failed)}, "
+                               f"expected only {sorted(charged)}: {results}")

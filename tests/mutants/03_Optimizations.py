@@ -10,6 +10,7 @@ MUTANTS = [
            "nn.GroupNorm(num_groups, out_ch),", "nn.GroupNorm(out_ch // num_groups, out_ch),",
            ("test_gelu_conv_block",)),
     Mutant("no padding", "gelu_conv_block", "padding=1", "padding=0", ("test_gelu_conv_block",)),
+    Mutant("no activation", "gelu_conv_block", "            nn.GELU(),\n", "", ("test_gelu_conv_block",)),
     Mutant("norm after activation", "gelu_conv_block",
            ("nn.GroupNorm(num_groups, out_ch),\n", "nn.GELU(),\n"),
            ("nn.GELU(),\n", "nn.GroupNorm(num_groups, out_ch),\n"), ("test_gelu_conv_block",)),
@@ -23,6 +24,10 @@ MUTANTS = [
            ("test_rearrange_pool_block",)),
     # DownBlock / UpBlock
     Mutant("max pooling kept", "down_block", "RearrangePoolBlock(out_chs, num_groups),", "nn.MaxPool2d(2),",
+           ("test_down_block",)),
+    Mutant("pooling before the conv blocks", "down_block",
+           ("            GELUConvBlock(in_chs, out_chs, num_groups),\n            GELUConvBlock(out_chs, out_chs, num_groups),\n            RearrangePoolBlock(out_chs, num_groups),\n",),
+           ("            RearrangePoolBlock(in_chs, num_groups),\n            GELUConvBlock(in_chs, out_chs, num_groups),\n            GELUConvBlock(out_chs, out_chs, num_groups),\n",),
            ("test_down_block",)),
     Mutant("one conv block", "down_block", "            GELUConvBlock(out_chs, out_chs, num_groups),\n", "",
            ("test_down_block",)),
@@ -42,6 +47,8 @@ MUTANTS = [
     Mutant("growing frequencies", "sinusoidal_embedding", "* -scale", "* scale", ("test_sinusoidal_embedding",)),
     # EmbedBlock / ResidualConvBlock
     Mutant("relu in embed block", "embed_block", "nn.GELU(),", "nn.ReLU(),", ("test_embed_block",)),
+    Mutant("embed block without its second linear layer", "embed_block", "            nn.Linear(emb_dim, emb_dim),\n", "",
+           ("test_embed_block",)),
     Mutant("missing residual", "residual_conv_block", "return x1 + x2", "return x2", ("test_residual_conv_block",)),
     Mutant("residual of conv1 only", "residual_conv_block", "return x1 + x2", "return x1 + x1",
            ("test_residual_conv_block",)),
@@ -49,11 +56,23 @@ MUTANTS = [
     Mutant("global skip concatenated the other way", "unet", "torch.cat((up2, down0), dim=1)",
            "torch.cat((down0, up2), dim=1)", ("test_unet",)),
     Mutant("no global skip", "unet",
-           ("nn.Conv2d(2 * up_chs[-1], up_chs[-1], 3, 1, 1),", "self.out(torch.cat((up2, down0), dim=1))"),
-           ("nn.Conv2d(up_chs[-1], up_chs[-1], 3, 1, 1),", "self.out(up2)"), ("test_unet",)),
-    Mutant("t not divided by T", "unet", "t = t.float() / self.T", "t = t.float()", ("test_unet",)),
-    Mutant("global skip from the input image", "unet",
-           ("nn.Conv2d(2 * up_chs[-1], up_chs[-1], 3, 1, 1),", "torch.cat((up2, down0), dim=1)"),
-           ("nn.Conv2d(up_chs[-1] + img_ch, up_chs[-1], 3, 1, 1),", "torch.cat((up2, x), dim=1)"),
+           ("out_conv = nn.Conv2d(2 * up_chs[-1], up_chs[-1], 3, 1, 1)", "self.out(torch.cat((up2, down0), dim=1))"),
+           ("out_conv = nn.Conv2d(up_chs[-1], up_chs[-1], 3, 1, 1)", "self.out(up2)"), ("test_unet",)),
+    Mutant("t not divided by T", "unet", "self.sinusoidaltime(t.float() / self.T)", "self.sinusoidaltime(t.float())",
            ("test_unet",)),
+    Mutant("t divided by T but not embedded", "unet", "t = self.sinusoidaltime(t.float() / self.T)",
+           "t = (t.float() / self.T).repeat(8, 1).T", ("test_unet",)),
+    Mutant("global skip from the input image", "unet",
+           ("out_conv = nn.Conv2d(2 * up_chs[-1], up_chs[-1], 3, 1, 1)", "torch.cat((up2, down0), dim=1)"),
+           ("out_conv = nn.Conv2d(up_chs[-1] + img_ch, up_chs[-1], 3, 1, 1)", "torch.cat((up2, x), dim=1)"),
+           ("test_unet",)),
+]
+
+# Answer cells broken together (with their first mutant each) in one run: only their own test cells may
+# fail, so no mistake is charged twice (each check builds its class from the finished blocks it uses).
+# Every block that a later cell uses is broken in some run where that later cell is not.
+ISOLATION_RUNS = [
+    ("gelu_conv_block", "sinusoidal_embedding", "embed_block"),
+    ("rearrange_pool_block", "up_block", "residual_conv_block"),
+    ("down_block",),
 ]

@@ -4,8 +4,7 @@ from mutants import Mutant
 MUTANTS = [
     # context_mask
     Mutant("mask inverted (1 = drop)", "context_mask",
-           "return (u >= drop_prob).float()", "return (u < drop_prob).float()",
-           ("test_context_mask", "test_conditional_loss")),
+           "return (u >= drop_prob).float()", "return (u < drop_prob).float()", ("test_context_mask",)),
     Mutant("mask keeps with probability drop_prob via bernoulli", "context_mask",
            "u = torch.rand((n, 1), generator=generator, device=device)\n    return (u >= drop_prob).float()",
            "return torch.bernoulli(torch.full((n, 1), drop_prob, device=device), generator=generator)",
@@ -64,3 +63,7 @@ MUTANTS = [
     Mutant("guidance ignores w (conditional only)", "guided_noise",
            "return (1 + w) * e_cond - w * e_uncond", "return e_cond", ("test_guided_noise",)),
 ]
+
+# Answer cells broken together (with their first mutant each) in one run: only their own test cells may
+# fail, so no mistake is charged twice. conditional_loss is checked with the finished context_mask.
+ISOLATION_RUNS = [("context_mask", "embed_context")]

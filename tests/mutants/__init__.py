@@ -38,3 +38,14 @@ def load(assignment: str) -> list[Mutant]:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return list(module.MUTANTS)
+
+
+def load_isolation_runs(assignment: str) -> list[tuple[str, ...]]:
+    """The notebook's ISOLATION_RUNS: groups of answer cells to break together in one run."""
+    path = Path(__file__).with_name(f"{assignment}.py")
+    if not path.exists():
+        return []
+    spec = importlib.util.spec_from_file_location(f"mutants_runs_{assignment}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return [tuple(run) for run in getattr(module, "ISOLATION_RUNS", [])]
