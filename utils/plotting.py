@@ -122,3 +122,93 @@ def animate(frames: torch.Tensor, labels: Sequence[str] | None = None, interval:
     html = HTML(anim.to_jshtml())
     plt.close(fig)
     return html
+
+
+BLOCK_POSITIONS = ("top-left", "top-right", "bottom-left", "bottom-right")
+
+
+def show_rearrange_pooling(size: int = 4):
+    """Picture of rearrange pooling, ``b c (h p1) (w p2) -> b (c p1 p2) h w`` with p1 = p2 = 2.
+
+    Left: a one-channel size x size image holding 1 .. size**2, each pixel coloured by its position in
+    its 2x2 block. Right: the four channels of the [4, size/2, size/2] result; channel k collects the
+    pixels of colour k. Nothing is dropped. Returns the Figure.
+    """
+    if size < 2 or size % 2:
+        raise ValueError(f"size must be even and at least 2, got {size}")
+    from matplotlib.colors import ListedColormap
+    from matplotlib.patches import FancyArrowPatch
+
+    colours = ListedColormap(["#4e79a7", "#f28e2b", "#59a14f", "#e15759"])
+    rows, cols = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
+    position = (rows % 2) * 2 + cols % 2                      # 0..3: where a pixel sits in its 2x2 block
+    value = torch.arange(1, size * size + 1).reshape(size, size)
+    fig = plt.figure(figsize=(10, 4))
+    grid = fig.add_gridspec(2, 4, width_ratios=[2.2, 0.5, 1, 1], wspace=0.35, hspace=0.45)
+    ax = fig.add_subplot(grid[:, 0])
+    ax.imshow(position, cmap=colours, vmin=-0.5, vmax=3.5)
+    for (i, j), v in zip(torch.cartesian_prod(torch.arange(size), torch.arange(size)).tolist(), value.flatten().tolist()):
+        ax.text(j, i, str(v), ha="center", va="center", color="white", fontsize=10, fontweight="bold")
+    for k in range(0, size + 1, 2):                          # thick lines around the 2x2 blocks
+        ax.axhline(k - 0.5, color="black", lw=2)
+        ax.axvline(k - 0.5, color="black", lw=2)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(f"[1, 1, {size}, {size}]: 2x2 blocks")
+    half = size // 2
+    for k in range(4):
+        sub = fig.add_subplot(grid[k // 2, 2 + k % 2])
+        sub.imshow(torch.full((half, half), k), cmap=colours, vmin=-0.5, vmax=3.5)
+        picked = value[k // 2::2, k % 2::2]
+        for i in range(half):
+            for j in range(half):
+                sub.text(j, i, str(int(picked[i, j])), ha="center", va="center", color="white", fontsize=9,
+                         fontweight="bold")
+        sub.set_xticks([])
+        sub.set_yticks([])
+        sub.set_title(f"channel {k}: {BLOCK_POSITIONS[k]}", fontsize=9)
+    fig.add_artist(FancyArrowPatch((0.43, 0.5), (0.53, 0.5), transform=fig.transFigure, arrowstyle="-|>",
+                                   mutation_scale=20, lw=2, color="black"))
+    fig.text(0.48, 0.56, "rearrange", ha="center", fontsize=9)
+    fig.suptitle(f"[1, 1, {size}, {size}] -> [1, 4, {half}, {half}]: the same {size * size} numbers, as channels", y=1.02)
+    return fig
+
+
+def show_guidance_2d(e_uncond: Sequence[float], e_cond: Sequence[float], weights: Sequence[float] = (-1, 0, 1, 2)):
+    """The guided noise estimate drawn for a 2-D toy: (1 + w) * e_cond - w * e_uncond for each weight.
+
+    Arrows from the origin to ``e_uncond`` and ``e_cond`` (two 2-D points); the guided estimates all lie
+    on the line through them, at e_cond + w * (e_cond - e_uncond): w = -1 gives e_uncond, w = 0 gives
+    e_cond, w > 0 goes past e_cond. Returns the Figure.
+    """
+    u = torch.as_tensor(e_uncond, dtype=torch.float64).flatten()
+    c = torch.as_tensor(e_cond, dtype=torch.float64).flatten()
+    if u.numel() != 2 or c.numel() != 2:
+        raise ValueError(f"e_uncond and e_cond must be 2-D points, got {u.numel()} and {c.numel()} values")
+    fig, ax = plt.subplots(figsize=(6, 5))
+    guided = {float(w): c + float(w) * (c - u) for w in weights}
+    ends = torch.stack([u, c, *guided.values(), torch.zeros(2, dtype=torch.float64)])
+    lo, hi = ends.min(0).values, ends.max(0).values
+    span = torch.linspace(min(-1.5, *weights) - 0.5, max(2.5, *weights) + 0.5, 2, dtype=torch.float64)
+    line = c[None] + span[:, None] * (c - u)[None]
+    ax.plot(line[:, 0], line[:, 1], ls="--", color="grey", lw=1, label="e_cond + w (e_cond - e_uncond)")
+    for point, colour, name in ((u, "#4e79a7", "e_uncond"), (c, "#e15759", "e_cond")):
+        ax.annotate("", xy=point.tolist(), xytext=(0, 0), arrowprops=dict(arrowstyle="-|>", color=colour, lw=2))
+        ax.text(*(point * 1.04).tolist(), name, color=colour, fontsize=11, fontweight="bold")
+    ax.annotate("", xy=c.tolist(), xytext=u.tolist(), arrowprops=dict(arrowstyle="-|>", color="black", lw=1.5))
+    mid = (u + c) / 2
+    ax.text(*mid.tolist(), "  e_cond - e_uncond", fontsize=9)
+    size = float((hi - lo).max()) * 1.3 + 0.2
+    centre = (hi + lo) / 2
+    for w, point in guided.items():
+        ax.plot(*point.tolist(), "o", color="#59a14f", ms=7)
+        ax.text(point[0].item() + 0.03 * size, point[1].item() - 0.03 * size, f"w = {w:g}", fontsize=9,
+                ha="left", va="top", color="#2f6b2a")
+    ax.plot(0, 0, "k.")
+    ax.set_aspect("equal")
+    ax.set_xlim(centre[0].item() - size / 2, centre[0].item() + size / 2)
+    ax.set_ylim(centre[1].item() - size / 2, centre[1].item() + size / 2)
+    ax.set_title("guided estimate (1 + w) e_cond - w e_uncond (green) for each w")
+    ax.legend(loc="lower left", fontsize=8)
+    fig.tight_layout()
+    return fig
