@@ -1,7 +1,7 @@
 """The ablation models of notebook 03: each variant adds one change, the last is the 03 UNet."""
 import torch
 
-from utils.ablation import VARIANTS, AblationUNet, evaluation_loss
+from utils.ablation import SEPARATE_VARIANTS, VARIANTS, AblationUNet, evaluation_loss
 from utils.ddpm_utils import DDPM
 from utils.grading import count_parameters, fill_deterministic, wave_input
 from utils.unet_utils import UNet
@@ -25,6 +25,28 @@ def test_each_variant_changes_what_it_says():
     assert "_Residual" not in kinds[3] and "_Residual" in kinds[4]
     assert all(AblationUNet(v)(torch.zeros(2, 1, 16, 16), torch.tensor([0, 1])).shape == (2, 1, 16, 16)
                for v in VARIANTS)
+
+
+def test_separate_variants_change_one_thing_each():
+    def describe(v):
+        m = AblationUNet(v)
+        kinds = {type(x).__name__ for x in m.modules()}
+        ups = [x for x in m.modules() if isinstance(x, torch.nn.ConvTranspose2d)]
+        return {"norm": "GroupNorm" in kinds and "BatchNorm2d" not in kinds, "gelu": "GELU" in kinds,
+                "pool": "Rearrange" in kinds and "MaxPool2d" not in kinds,
+                "k2": all(u.kernel_size == (2, 2) for u in ups), "deep": len(m.up1.model) == 5,
+                "sin": "SinusoidalPositionEmbedBlock" in kinds, "skip": "_Residual" in kinds}
+
+    steps = [describe(v) for v in SEPARATE_VARIANTS]
+    assert not any(steps[0].values())
+    order = ["norm", "gelu", "pool", "k2", "deep", "sin", "skip"]
+    for i, key in enumerate(order, start=1):   # variant i switches on exactly the change `key`
+        changed = {k for k in steps[i] if steps[i][k] != steps[i - 1][k]}
+        assert changed == {key}, (SEPARATE_VARIANTS[i].name, changed)
+    assert count_parameters(AblationUNet(SEPARATE_VARIANTS[-1])) == count_parameters(UNet())
+    x, t = wave_input((2, 1, 16, 16)), torch.tensor([4, 90])
+    a = fill_deterministic(AblationUNet(SEPARATE_VARIANTS[-1])).eval()(x, t)
+    assert torch.allclose(a, fill_deterministic(UNet()).eval()(x, t), atol=1e-5)
 
 
 def test_evaluation_loss_is_repeatable_and_restores_mode():

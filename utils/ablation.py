@@ -10,6 +10,10 @@ Each variant adds one change to the one before, in the order the course teaches 
 4. + residual first block and global skip: exactly ``utils.unet_utils.UNet`` (1,979,777 parameters).
 
 All variants use the same channel widths (64, 64, 128), so they differ only in the changes above.
+
+``SEPARATE_VARIANTS`` takes the bundled steps 1 and 2 apart, one change per step: GroupNorm, then
+GELU, then rearrange pooling, then the kernel-2 transposed convolution, then the four convolution
+blocks after it; then 3 and 4 as above. Its last variant is the same ``utils.unet_utils.UNet``.
 """
 from __future__ import annotations
 
@@ -27,11 +31,37 @@ from .unet_utils import BIG_GROUPS, SMALL_GROUPS
 
 @dataclass(frozen=True)
 class Variant:
+    """Which changes of notebook 03 a model has.
+
+    ``groupnorm``, ``gelu``, ``up_kernel2`` and ``deep_up`` switch one change each; left at None they
+    follow the bundled switches (``gn_gelu`` for the first two, ``rearrange_pool`` for the last two).
+    """
+
     name: str
     gn_gelu: bool = False
     rearrange_pool: bool = False
     sinusoidal: bool = False
     skips: bool = False
+    groupnorm: bool | None = None    # GroupNorm instead of BatchNorm2d
+    gelu: bool | None = None         # GELU instead of ReLU
+    up_kernel2: bool | None = None   # ConvTranspose2d kernel 2, stride 2 instead of kernel 3
+    deep_up: bool | None = None      # four conv blocks after the transposed convolution instead of one
+
+    @property
+    def uses_groupnorm(self) -> bool:
+        return self.gn_gelu if self.groupnorm is None else self.groupnorm
+
+    @property
+    def uses_gelu(self) -> bool:
+        return self.gn_gelu if self.gelu is None else self.gelu
+
+    @property
+    def uses_up_kernel2(self) -> bool:
+        return self.rearrange_pool if self.up_kernel2 is None else self.up_kernel2
+
+    @property
+    def uses_deep_up(self) -> bool:
+        return self.rearrange_pool if self.deep_up is None else self.deep_up
 
 
 VARIANTS = (
@@ -43,14 +73,25 @@ VARIANTS = (
 )
 
 
+SEPARATE_VARIANTS = (
+    Variant("basic"),
+    Variant("+ GroupNorm", groupnorm=True),
+    Variant("+ GELU", gn_gelu=True),
+    Variant("+ rearrange pooling", gn_gelu=True, rearrange_pool=True, up_kernel2=False, deep_up=False),
+    Variant("+ kernel-2 upsampling", gn_gelu=True, rearrange_pool=True, deep_up=False),
+    Variant("+ 4 conv blocks per up", gn_gelu=True, rearrange_pool=True),
+    Variant("+ sinusoidal time", gn_gelu=True, rearrange_pool=True, sinusoidal=True),
+    Variant("+ residual & global skip", gn_gelu=True, rearrange_pool=True, sinusoidal=True, skips=True),
+)
+
+
 def _norm_act(variant: Variant, channels: int, groups: int) -> list[nn.Module]:
-    if variant.gn_gelu:
-        return [nn.GroupNorm(groups, channels), nn.GELU()]
-    return [nn.BatchNorm2d(channels), nn.ReLU()]
+    norm = nn.GroupNorm(groups, channels) if variant.uses_groupnorm else nn.BatchNorm2d(channels)
+    return [norm, nn.GELU() if variant.uses_gelu else nn.ReLU()]
 
 
 def _conv_block(variant: Variant, in_ch: int, out_ch: int, groups: int) -> nn.Module:
-    if variant.gn_gelu:
+    if variant.uses_groupnorm and variant.uses_gelu:
         return unet_utils.GELUConvBlock(in_ch, out_ch, groups)
     return nn.Sequential(nn.Conv2d(in_ch, out_ch, 3, padding=1), *_norm_act(variant, out_ch, groups))
 
@@ -89,7 +130,7 @@ class AblationUNet(nn.Module):
             self.down0 = _conv_block(v, img_ch, down_chs[0], SMALL_GROUPS)
         self.down1 = self._down(down_chs[0], down_chs[1])
         self.down2 = self._down(down_chs[1], down_chs[2])
-        self.to_vec = nn.Sequential(nn.Flatten(), nn.GELU() if v.gn_gelu else nn.ReLU())
+        self.to_vec = nn.Sequential(nn.Flatten(), nn.GELU() if v.uses_gelu else nn.ReLU())
         latent_dim = down_chs[2] * latent**2
         self.dense_emb = nn.Sequential(
             nn.Linear(latent_dim, down_chs[1]), nn.ReLU(),
@@ -109,7 +150,7 @@ class AblationUNet(nn.Module):
         self.up1 = self._up(up_chs[0], up_chs[1], BIG_GROUPS)
         self.up2 = self._up(up_chs[1], up_chs[2], SMALL_GROUPS)
         out_in = 2 * up_chs[-1] if v.skips else up_chs[-1]
-        norm = nn.GroupNorm(SMALL_GROUPS, up_chs[-1]) if v.gn_gelu else nn.BatchNorm2d(up_chs[-1])
+        norm = nn.GroupNorm(SMALL_GROUPS, up_chs[-1]) if v.uses_groupnorm else nn.BatchNorm2d(up_chs[-1])
         self.out = nn.Sequential(nn.Conv2d(out_in, up_chs[-1], 3, 1, 1), norm, nn.ReLU(),
                                  nn.Conv2d(up_chs[-1], img_ch, 3, 1, 1))
 
@@ -125,12 +166,14 @@ class AblationUNet(nn.Module):
 
     def _up(self, in_ch, out_ch, groups):
         v = self.variant
-        if v.rearrange_pool:
+        if v.uses_up_kernel2:
             layers = [nn.ConvTranspose2d(2 * in_ch, out_ch, 2, 2)]
+        else:
+            layers = [nn.ConvTranspose2d(2 * in_ch, out_ch, 3, 2, 1, 1)]
+        if v.uses_deep_up:
             layers += [_conv_block(v, out_ch, out_ch, groups) for _ in range(4)]
         else:
-            layers = [nn.ConvTranspose2d(2 * in_ch, out_ch, 3, 2, 1, 1), *_norm_act(v, out_ch, groups),
-                      _conv_block(v, out_ch, out_ch, groups)]
+            layers += [*_norm_act(v, out_ch, groups), _conv_block(v, out_ch, out_ch, groups)]
         return _Up(nn.Sequential(*layers))
 
     def forward(self, x, t):
