@@ -119,3 +119,34 @@ def test_result_round_trips_through_json(tmp_path):
                               tmp_path / "executed.ipynb")
     again = SubmissionResult.from_json(result.to_json())
     assert again == result and again.score == 2.0 and json.loads(result.to_json())["status"] == "graded"
+
+
+def test_without_bubblewrap_the_grader_says_why(monkeypatch, tmp_path):
+    from grader import sandbox
+    from grader.grade_one import grade_submission
+
+    sandbox.sandbox_available.cache_clear()
+    monkeypatch.setattr(sandbox.shutil, "which", lambda name: None)
+    try:
+        ok, why = sandbox.sandbox_available()
+        assert not ok and "apt-get install bubblewrap" in why
+        with pytest.raises(RuntimeError, match="sandbox was required"):
+            grade_submission(ROOT, "01_UNets", "ann", submission_dir=tmp_path, workdir=tmp_path / "w", sandbox=True)
+        (tmp_path / "sub").mkdir()
+        result = grade_submission(ROOT, "01_UNets", "ann", submission_dir=tmp_path / "sub", workdir=tmp_path / "w")
+        assert result.status == "missing" and "WARNING: GRADED WITHOUT A SANDBOX" in result.log
+    finally:
+        sandbox.sandbox_available.cache_clear()
+
+
+def test_missing_and_unreadable_score_zero_without_a_kernel(tmp_path):
+    from grader.grade_one import grade_submission
+
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "01_UNets.ipynb").write_bytes(b"\x89PNG not a notebook")
+    (tmp_path / "empty").mkdir()
+    for name, status in (("broken", "unreadable"), ("empty", "missing")):
+        result = grade_submission(ROOT, "01_UNets", name, submission_dir=tmp_path / name, workdir=tmp_path / f"w-{name}")
+        assert result.status == status and result.score == 0 and result.flags
+        assert set(result.cells) == set(graded_cells(ROOT, "01_UNets"))
+        assert SubmissionResult.from_json((tmp_path / f"w-{name}" / "result.json").read_text()).status == status
