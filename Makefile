@@ -8,8 +8,9 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+BROWSER_STAMP := $(VENV)/.browser-installed
 # nbgrader shells out to alembic (in the environment's bin/) when it creates a gradebook.
-RUN := PATH="$(CURDIR)/$(BIN):$$PATH"
+RUN := PATH="$(abspath $(BIN)):$$PATH"
 ASSIGNMENTS ?= 01_UNets 02_Diffusion_Models 03_Optimizations 04_Classifier_Free_Diffusion 05_CLIP 06_Assessment
 # Only assignments whose instructor notebook exists are released or graded.
 PRESENT = $(foreach a,$(ASSIGNMENTS),$(if $(wildcard solutions/$(a)/$(a).ipynb),$(a)))
@@ -22,7 +23,7 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 SCHEDULER ?=
 GRADE_ARGS ?=
 
-.PHONY: env lab test test-fast release autograde feedback validate grades report bench bench-grading clean help
+.PHONY: env lab test test-fast test-browser release autograde feedback validate grades report bench bench-grading clean help
 
 help:
 	@sed -n '1,5p' Makefile | sed 's/^# \{0,1\}//'
@@ -46,6 +47,15 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	$(RUN) $(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+# Drives JupyterLab in a real browser (tests/browser/); needs Chromium (Debian: apt-get install chromium).
+# Screenshots of every step go to artifacts/browser/.
+$(BROWSER_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/python -m pip install --quiet -e ".[dev,browser]"
+	touch $(BROWSER_STAMP)
+
+test-browser: $(BROWSER_STAMP)
+	$(RUN) $(BIN)/python -m pytest tests/browser -m browser $(PYTEST_ARGS)
 
 release: $(STAMP)
 	$(RUN) $(BIN)/python -m grader.release $(PRESENT)

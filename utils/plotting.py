@@ -5,6 +5,7 @@ Images are tensors in [-1, 1], shape [N, C, H, W]; everything here copies them t
 from __future__ import annotations
 
 import math
+import re
 from typing import Mapping, Sequence
 
 import matplotlib.pyplot as plt
@@ -88,16 +89,57 @@ def plot_losses(histories: Mapping[str, Sequence[float]], smooth: int = 20, log:
     return fig
 
 
+# Matplotlib's animation controls draw their icons with a font loaded from the internet; these
+# characters need no download.
+_ANIMATION_ICONS = {
+    "fa fa-minus": "\u2212", "fa fa-fast-backward": "|\u25c0\u25c0", "fa fa-step-backward": "|\u25c0",
+    "fa fa-play fa-flip-horizontal": "\u25c0", "fa fa-pause": "\u275a\u275a", "fa fa-play": "\u25b6",
+    "fa fa-step-forward": "\u25b6|", "fa fa-fast-forward": "\u25b6\u25b6|", "fa fa-plus": "+",
+}
+
+
 def animate(frames: torch.Tensor, labels: Sequence[str] | None = None, interval: int = 200,
             ncols: int = 8, size: float = 1.2):
-    """An HTML animation of snapshots [K, N, C, H, W] (K frames of N images) for a notebook."""
-    from matplotlib import animation
-    from IPython.display import HTML
+    """An HTML animation of snapshots, with a slider and play buttons that work offline.
 
+    Args:
+        frames: [K, N, C, H, W] in [-1, 1], K frames of N images (C = 1 or 3).
+        labels: one title per frame (K of them), or None. The figure is made wide enough for the
+            longest title, so no title is cut off, however few images there are.
+        interval: milliseconds between frames when playing.
+        ncols, size: images per row, and the side of one image in inches.
+
+    Returns:
+        An ``IPython.display.HTML`` with every frame embedded as a PNG; it loads nothing from the
+        internet.
+
+    Raises:
+        ValueError: if ``frames`` is not 5-dimensional or ``labels`` does not have one entry per frame.
+    """
+    from IPython.display import HTML
+    from matplotlib import animation
+
+    if frames.dim() != 5:
+        raise ValueError(f"frames must have shape [K, N, C, H, W], got {list(frames.shape)}")
     k, n = frames.shape[:2]
+    if labels is not None and len(labels) != k:
+        raise ValueError(f"labels must have one entry per frame: {k} frames, {len(labels)} labels")
     ncols = max(1, min(ncols, n))
     nrows = math.ceil(n / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + 0.4), squeeze=False)
+    title_h = 0.45 if labels else 0.05
+    grid_w, height = size * ncols, size * nrows + title_h
+    fig, axes = plt.subplots(nrows, ncols, figsize=(grid_w, height), squeeze=False)
+    title = fig.suptitle("", y=1 - 0.08 / height, va="top")
+    width = grid_w
+    if labels:
+        renderer = fig.canvas.get_renderer()
+        for label in labels:
+            title.set_text(label)
+            width = max(width, title.get_window_extent(renderer).width / fig.dpi + 0.3)
+        fig.set_size_inches(width, height)
+    margin = (width - grid_w) / 2 / width   # the images keep their size, centred under the title
+    fig.subplots_adjust(left=margin + 0.01, right=1 - margin - 0.01, bottom=0.02 / height,
+                        top=1 - title_h / height, wspace=0.05, hspace=0.05)
     shown = [to_display(frames[i]) for i in range(k)]
     artists = []
     for i, ax in enumerate(axes.flat):
@@ -105,23 +147,27 @@ def animate(frames: torch.Tensor, labels: Sequence[str] | None = None, interval:
         ax.set_yticks([])
         if i < n:
             img = shown[0][i]
-            artists.append(ax.imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap="gray", vmin=0, vmax=1))
+            artists.append(ax.imshow((img[..., 0] if img.shape[-1] == 1 else img).numpy(), cmap="gray", vmin=0,
+                                     vmax=1))
         else:
             ax.axis("off")
-    title = fig.suptitle(labels[0] if labels else "")
+    title.set_text(labels[0] if labels else "")
 
     def update(j):
         for i, artist in enumerate(artists):
             img = shown[j][i]
-            artist.set_data(img[..., 0] if img.shape[-1] == 1 else img)
+            artist.set_data((img[..., 0] if img.shape[-1] == 1 else img).numpy())
         if labels:
             title.set_text(labels[j])
         return artists
 
     anim = animation.FuncAnimation(fig, update, frames=k, interval=interval, blit=False)
-    html = HTML(anim.to_jshtml())
+    html = anim.to_jshtml()
     plt.close(fig)
-    return html
+    html = re.sub(r'<link rel="stylesheet"\s+href="https?://[^"]*">', "", html)
+    for icon, text in _ANIMATION_ICONS.items():
+        html = html.replace(f'<i class="{icon}"></i>', text)
+    return HTML(html)
 
 
 BLOCK_POSITIONS = ("top-left", "top-right", "bottom-left", "bottom-right")

@@ -1,0 +1,63 @@
+"""utils.plotting.animate: every frame shows the whole picture and its whole title, and the player
+loads nothing from the internet (the browser test plays it in JupyterLab)."""
+from __future__ import annotations
+
+import base64
+import io
+import re
+
+import matplotlib.image
+import pytest
+import torch
+
+from utils.plotting import animate
+
+
+def frame_pngs(html: str) -> list[bytes]:
+    """The PNG of every frame embedded in the animation's HTML."""
+    encoded = re.findall(r'"data:image/png;base64,(.*?)"', html, re.S)
+    return [base64.b64decode(re.sub(r"\\\n|\s", "", e)) for e in encoded]
+
+
+def title_columns(png: bytes) -> tuple[int, int, int]:
+    """(first, last) column holding dark pixels in the title band at the top of a frame, and the width.
+
+    The title band is the first run of rows with dark pixels, down to the first blank row.
+    """
+    pixels = torch.from_numpy(matplotlib.image.imread(io.BytesIO(png), format="png")[..., :3].copy())
+    dark = pixels.mean(-1) < 0.5                          # [H, W]
+    rows = dark.any(1).nonzero().flatten().tolist()
+    assert rows, "the frame is blank"
+    end = rows[0]
+    while end + 1 < dark.shape[0] and dark[end + 1].any():
+        end += 1
+    columns = dark[rows[0]:end + 1].any(0).nonzero().flatten()
+    return int(columns.min()), int(columns.max()), dark.shape[1]
+
+
+LABELS = [f"w = 2, t = {t}" + (" (pure noise)" if t == 150 else "") for t in (150, 100, 50, 0)]
+
+
+@pytest.mark.parametrize("n_images", [1, 3, 12])
+def test_every_frame_shows_its_whole_title(n_images):
+    frames = torch.linspace(-1, 1, 4 * n_images * 16 * 16).reshape(4, n_images, 1, 16, 16)
+    pngs = frame_pngs(animate(frames, LABELS, ncols=n_images).data)
+    assert len(pngs) == 4
+    for png in pngs:
+        first, last, width = title_columns(png)
+        assert first >= 2 and last <= width - 3, f"title cut off: columns {first}..{last} of {width}"
+
+
+def test_the_player_needs_no_internet():
+    html = animate(torch.zeros(3, 2, 1, 16, 16), ["a", "b", "c"]).data
+    assert not re.search(r"""(href|src)\s*=\s*["']?(https?:)?//""", html)
+    assert 'class="fa' not in html                       # icons from a web font
+    buttons = re.findall(r"<button[^>]*>(.*?)</button>", html, re.S)
+    assert len(buttons) == 9 and all(b.strip() for b in buttons)
+
+
+def test_bad_frames_or_labels_are_refused():
+    with pytest.raises(ValueError, match="one entry per frame"):
+        animate(torch.zeros(3, 2, 1, 16, 16), ["a", "b"])
+    with pytest.raises(ValueError, match=r"\[K, N, C, H, W\]"):
+        animate(torch.zeros(2, 1, 16, 16))
