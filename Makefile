@@ -51,7 +51,7 @@ test-fast: $(STAMP)
 # Drives JupyterLab in a real browser (tests/browser/); needs Chromium (Debian: apt-get install chromium).
 # Screenshots of every step go to artifacts/browser/.
 $(BROWSER_STAMP): $(STAMP) pyproject.toml
-	$(BIN)/python -m pip install --quiet -e ".[dev,browser]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,clip,browser]"
 	touch $(BROWSER_STAMP)
 
 test-browser: $(BROWSER_STAMP)

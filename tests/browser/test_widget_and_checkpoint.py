@@ -35,15 +35,19 @@ def test_widget_renders_and_redraws(page, lab):
     expect(output).not_to_contain_text("IntSlider(")  # a widget shown as text: the extension is missing
     picture = output.locator(".jupyter-widgets img").first
     expect(picture).to_be_visible(timeout=RUN_TIMEOUT_MS)
-    before = picture.get_attribute("src")
+    before, printed = picture.get_attribute("src"), output.text_content()
     value = sliders.first.locator(".widget-readout")
     start = value.inner_text()
+    picture.evaluate("image => image.decode()")
     page.steps.shot("widget-rendered", output)
 
     sliders.first.locator(".noUi-handle").focus()
     page.keyboard.press("ArrowRight")
     expect(value).not_to_have_text(start)
     expect(picture).not_to_have_attribute("src", before, timeout=RUN_TIMEOUT_MS)  # redrawn by the kernel
+    expect(output).not_to_have_text(printed)                                    # and its text too
+    notebook.wait_idle()
+    picture.evaluate("image => image.decode()")  # painted, not half-way, in the screenshot
     page.steps.shot("slider-moved-picture-redrawn", output)
 
 
