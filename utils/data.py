@@ -112,9 +112,16 @@ class ImageTensors:
 
 
 def fashion_mnist_tensors(img_size: int = 16, root: Path | str | None = None,
-                          download: bool = True) -> ImageTensors:
-    """The joined train and test sets resized once (bilinear, antialiased) and scaled to [-1, 1]."""
+                          download: bool = True, split: str = "all") -> ImageTensors:
+    """The images resized once (bilinear, antialiased; none at 28) and scaled to [-1, 1].
+
+    ``split``: "all" (the joined train and test sets, 70,000 images), "train" (60,000) or
+    "test" (10,000), for work that must keep images held out (the judge of notebook 06).
+    """
+    if split not in ("all", "train", "test"):
+        raise ValueError(f"split must be 'all', 'train' or 'test', got {split!r}")
     parts = _datasets(root, download)
+    parts = {"all": parts, "train": parts[:1], "test": parts[1:]}[split]
     raw = torch.cat([d.data for d in parts]).unsqueeze(1).float() / 255.0  # [N, 1, 28, 28]
     images = F.interpolate(raw, size=(img_size, img_size), mode="bilinear", antialias=True,
                            align_corners=False)
