@@ -23,7 +23,7 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 SCHEDULER ?=
 GRADE_ARGS ?=
 
-.PHONY: env lab test test-fast test-browser release autograde feedback validate grades report bench bench-grading clean help
+.PHONY: env lab test test-fast test-browser release autograde feedback validate grades report bench bench-grading judge clean help
 
 help:
 	@sed -n '1,5p' Makefile | sed 's/^# \{0,1\}//'
@@ -83,6 +83,10 @@ bench: $(STAMP)
 
 bench-grading: $(STAMP)
 	$(RUN) $(BIN)/python benchmarks/bench_grading.py $(BENCH_ARGS)
+
+# Notebook 06's judge: trained on the full train split, calibrated on the test split, written to judge/.
+judge: $(STAMP)
+	$(RUN) $(BIN)/python -m utils.judge $(JUDGE_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache gradebook.db autograded feedback logs report

@@ -48,6 +48,7 @@ def course_environment(tmp_path_factory):
     data = _data_dir(tmp)
     os.environ["COURSE_DATA_DIR"] = str(data)
     os.environ["COURSE_CHECKPOINT_DIR"] = str(tmp / "checkpoints")
+    os.environ["COURSE_JUDGE"] = str(tmp / "judge")  # notebook 06's judge; tests/assessment_support.py fills it
     os.environ.pop("COURSE_PROFILE", None)
     os.environ.setdefault("MPLBACKEND", "Agg")
     torch.set_num_threads(min(2, torch.get_num_threads()))

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import copy
 import json
+import shutil
 import time
 
 import pytest
 
+from assessment_support import submission_files
 from conftest import ROOT, report
 from course_harness import (KernelPool, TempCourse, cells_by_grade_id, fill_in, nbgrader_meta, read, released_path,
                             run_trimmed, solution_cells, solution_path, graded_test_cells)
@@ -41,8 +43,20 @@ ISOLATION_RUNS = [pytest.param(a, cells, id=f"{a}-{'+'.join(cells)}") for a in A
 @pytest.fixture(scope="module")
 def kernels(tmp_path_factory):
     pool = KernelPool()
-    yield lambda key: pool.get(key, tmp_path_factory.mktemp(f"kernel-{key}"))
+
+    def get(key):
+        folder = tmp_path_factory.mktemp(f"kernel-{key}")
+        hand_in(key, folder)
+        return pool.get(key, folder)
+
+    yield get
     pool.shutdown()
+
+
+def hand_in(assignment, folder):
+    """Put the files a student hands in beside the notebook (06: the trained weights) into ``folder``."""
+    for path in submission_files(assignment):
+        shutil.copy(path, folder)
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
@@ -113,6 +127,7 @@ def test_autograde_full_marks_and_zero(assignment, tmp_path):
     course = TempCourse(tmp_path, [assignment])
     released = read(course.release(assignment))
     course.submit("right", assignment, fill_in(released, read(solution_path(assignment))))
+    hand_in(assignment, course.root / "submitted" / "right" / assignment)
     course.submit("blank", assignment, released)
     start = time.perf_counter()
     right = course.autograde(assignment, "right")
@@ -134,6 +149,7 @@ def test_visible_checks_pass_on_right_answers(assignment, tmp_path):
     released = read(released_path(assignment))
     path = tmp_path / f"{assignment}.ipynb"
     path.write_text(json.dumps(fill_in(released, read(solution_path(assignment)))))
+    hand_in(assignment, tmp_path)
     results = Validator().validate(str(path))
     assert "failed" not in results and "changed" not in results, json.dumps(results, indent=1)[:3000]
     blank = tmp_path / "blank.ipynb"

@@ -124,6 +124,21 @@ class Calibration:
     per_class_accuracy: list[float] = field(default_factory=list)
 
 
+def isolated():
+    """A private, freshly loaded copy of this module, for the graded verdict.
+
+    A submission can patch ``utils.judge`` itself (say, ``assess``); a copy loaded from the file
+    after that is untouched by it.
+    """
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("utils._judge_isolated", __file__)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
 # -- training and storage ---------------------------------------------------------------------
 def train_judge(train: ImageTensors, *, epochs: int = 4, batch_size: int = 128, lr: float = 1e-3,
                 seed: int = 0, progress: bool = True) -> Judge:
@@ -456,18 +471,20 @@ def generate(model: nn.Module, ddpm, classes: torch.Tensor, w: float, *, seed: i
 
 
 def _stand_in_images(path: Path, classes: torch.Tensor) -> torch.Tensor:
-    """Real held-out images in place of samples (test-only): per class in order, then mirrored."""
+    """Real held-out images in place of samples (test-only): per class in order, then mirrored,
+    then again from the start if the stand-in holds too few."""
     saved = torch.load(path, map_location="cpu", weights_only=True)
-    print(f"TEST STAND-IN ({path}): the images judged are real held-out images, not the model's samples",
-          file=sys.stderr)
+    # stdout, not stderr: nbgrader fails a graded cell that writes to stderr.
+    print(f"TEST STAND-IN ({path}): the images judged are real held-out images, not the model's samples")
     images, labels = saved["images"], saved["labels"]
     out = torch.empty(len(classes), *images.shape[1:])
     for k in classes.unique().tolist():
         pool = images[labels == k]
+        if not len(pool):
+            raise ValueError(f"the stand-in holds no image of class {k}")
         pool = torch.cat([pool, pool.flip(-1)])
         where = (classes == k).nonzero().flatten()
-        if len(where) > len(pool):
-            raise ValueError(f"the stand-in holds {len(pool) // 2} images of class {k}; {len(where)} asked for")
+        pool = pool.repeat(-(-len(where) // len(pool)), 1, 1, 1)  # repeats only when the pool is too small
         out[where] = pool[:len(where)]
     return out
 
@@ -588,13 +605,14 @@ def main(argv: list[str] | None = None) -> int:
     heldout = fashion_mnist_tensors(img_size=IMG_SIZE, split="test").to(device)
     print(f"training the judge on {len(train):,} images ({args.epochs} epochs, seed {args.seed}) on {device}")
     judge = train_judge(train, epochs=args.epochs, seed=args.seed)
-    calibration = calibrate(judge, train, heldout, n_generated=SETUP.n_per_class * len(CLASS_NAMES), seed=args.seed, epochs=args.epochs)
+    n_generated = SETUP.n_per_class * len(CLASS_NAMES)
+    calibration = calibrate(judge, train, heldout, n_generated=n_generated, seed=args.seed, epochs=args.epochs)
     path, checksum = save_judge(judge, calibration, args.out)
     lo, hi = wilson_interval(round(calibration.accuracy * len(heldout)), len(heldout))
     print(f"accuracy on {len(heldout):,} real held-out images: {calibration.accuracy:.2%} (95% interval "
           f"{lo:.2%} to {hi:.2%}); per class: "
           + ", ".join(f"{name} {a:.0%}" for name, a in zip(CLASS_NAMES, calibration.per_class_accuracy)))
-    print(f"copy threshold {calibration.copy_threshold:.4f}; FID real against real ({SETUP.n_per_class * len(CLASS_NAMES)} images): "
+    print(f"copy threshold {calibration.copy_threshold:.4f}; FID real against real ({n_generated} images): "
           f"{calibration.fid_real:.2f}")
     print(f"wrote {path}\nSHA-256 {checksum}")
     return 0

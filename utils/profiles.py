@@ -93,6 +93,8 @@ ORIGINAL_PLANS = {
     # 05's text-conditioned U-Net, sized like 04's (the original trains a 45M-parameter U-Net for 100
     # epochs on about 1,200 flower photos; its small CLIP is trained by the notebook, from this plan).
     "05_CLIP": TrainPlan(epochs=3, batch_size=128, lr=1e-3, train_images=None, max_steps=None),
+    # Notebook 06 (the assessment) has no original settings to follow: 10 epochs of the train split.
+    "06_Assessment": TrainPlan(epochs=10, batch_size=128, lr=1e-3, train_images=None, max_steps=None),
 }
 
 
