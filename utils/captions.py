@@ -54,14 +54,28 @@ TEMPLATES = (
 FOREGROUND = 0.1
 
 
+# Nouns that take no article ("a photo of trousers").
+PLURALS = frozenset({"trousers", "pants"})
+
+
 def class_prompts(template: str = "a photo of {a} {noun}") -> list[str]:
     """One prompt per class, with each class's first name: ["a photo of a t-shirt", ...]."""
-    return [template.format(a=article(names[0]), noun=names[0], pre="", post="") for names in SYNONYMS]
+    return [_fill(template, names[0], (), ()) for names in SYNONYMS]
 
 
-def article(word: str) -> str:
-    """ "an" before a vowel, else "a" ("an ankle boot", "a coat")."""
+def article(word: str, noun: str | None = None) -> str:
+    """The article before ``word``: "an" before a vowel, else "a"; none for a plural ``noun``."""
+    if (noun or word) in PLURALS:
+        return ""
     return "an" if word[:1] in "aeiou" else "a"
+
+
+def _fill(template: str, noun: str, before: Sequence[str], after: Sequence[str]) -> str:
+    """A template filled in, with single spaces ("a photo of an ankle boot", "dark trousers, small")."""
+    pre = "".join(f"{w} " for w in before)
+    post = (", " + " and ".join(after)) if after else ""
+    text = template.format(a=article(before[0] if before else noun, noun), pre=pre, noun=noun, post=post)
+    return " ".join(text.split()).replace(" ,", ",")
 
 
 def measure_attributes(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -171,11 +185,7 @@ def caption(label: int, words: Sequence[str] = (), *, generator: torch.Generator
     for w in kept:
         (before if float(torch.rand(1, generator=generator)) < 0.7 else after).append(w)
     template = TEMPLATES[draw(len(TEMPLATES))]
-    pre = "".join(f"{w} " for w in before)
-    post = (", " + " and ".join(after)) if after else ""
-    first = before[0] if before else noun
-    text = template.format(a=article(first), pre=pre, noun=noun, post=post)
-    return Caption(text, int(label), tuple(kept))
+    return Caption(_fill(template, noun, before, after), int(label), tuple(kept))
 
 
 def make_captions(labels: torch.Tensor, words: Sequence[Sequence[str]], *,
@@ -236,7 +246,7 @@ class UnknownWordError(ValueError):
 
     def __init__(self, words: Sequence[str], vocabulary: Sequence[str]):
         self.words = list(words)
-        known = ", ".join(w for w in vocabulary if w != Tokenizer.PAD)
+        known = " ".join(repr(w) for w in vocabulary if w != Tokenizer.PAD)
         quoted = ", ".join(repr(w) for w in self.words)
         super().__init__(
             f"unknown word{'s' if len(self.words) > 1 else ''} {quoted}: this model only knows the "

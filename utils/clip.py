@@ -4,9 +4,9 @@ sampling on top of classifier-free guidance.
 
 Two encoders map an image and a caption to vectors of the same size ``embed_dim``, each normalised
 to unit length, so the dot product of an image vector and a text vector is their cosine similarity.
-Training pulls each image towards its own caption and away from the other captions of the batch
-with a symmetric cross-entropy over the cosine similarities, scaled by a learned inverse temperature
-(CLIP's ``logit_scale``, stored as a logarithm and capped at log 100, as in the paper).
+Training pulls each image towards the captions of the batch that describe it and away from the
+others with a symmetric cross-entropy over the cosine similarities, scaled by a learned inverse
+temperature (CLIP's ``logit_scale``, stored as a logarithm and capped at log 100, as in the paper).
 
 Public API (notebook 06 reuses it):
 
@@ -33,6 +33,7 @@ from torch import nn
 
 from .captions import Tokenizer, caption_vocabulary
 from .ddpm_utils import DDPM, SampleTrace
+from .guidance import guided_sample
 
 # Run names for utils.training.checkpoint_path(name, profile): checkpoints/<name>-<profile>.pt
 CLIP_CHECKPOINT = "05_CLIP-clip"
@@ -234,9 +235,10 @@ def text_to_image(ddpm: DDPM, unet: nn.Module, model: CLIP, tokenizer: Tokenizer
         model: the CLIP whose text embeddings the U-Net was trained on. prompts: N texts.
         w: guidance weight, one number or one per prompt ([N]).
         generator, n_frames, progress: as in ``DDPM.sample``.
-    """
-    from .guidance import guided_sample
 
+    Returns:
+        A SampleTrace: images [N, *image_shape], frames [K, N, *image_shape].
+    """
     device = ddpm.betas.device
     tokens = tokenizer(prompts).to(device)
     with torch.no_grad():
