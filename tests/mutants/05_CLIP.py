@@ -11,7 +11,7 @@ GUIDED = ("return guidance.guided_sample(ddpm, unet, c, w, image_shape, generato
 MUTANTS = [
     # similarity
     Mutant("similarity without normalisation", "similarity", SIM, "return image_emb @ text_emb.T",
-           ("test_similarity", "test_contrastive_loss")),
+           ("test_similarity",)),
     Mutant("similarity with only the images normalised", "similarity", SIM,
            "return F.normalize(image_emb, dim=-1) @ text_emb.T", ("test_similarity",)),
     Mutant("similarity transposed (texts x images)", "similarity", SIM,
@@ -98,3 +98,6 @@ MUTANTS = [
     Mutant("context is the raw token ids", "text_to_image",
            "c = clip_model.encode_text(tokens)", "c = tokens.float()[:, :8]", ("test_text_to_image",)),
 ]
+
+# Break every answer at once (the first mutant of each): each must fail its own test cell and no other.
+ISOLATION_RUNS = [("similarity", "contrastive_loss", "zero_shot_classify", "text_to_image")]
