@@ -185,7 +185,10 @@ def main(argv: list[str]) -> int:
     figures["identical_grades"] = identical
     print("\n| run | wall time | submissions/min | vs serial |\n|---|---:|---:|---:|")
     for mode, run in runs.items():
-        ratio = f"{run['speedup']:.2f}x" if "speedup" in run else ""
+        failed = sum(n for status, n in run["statuses"].items() if status != "graded")
+        ratio = f"{run['speedup']:.2f}x" if "speedup" in run and not failed else ""
+        if failed:
+            ratio = f"not valid: {failed} not graded"
         print(f"| {mode} | {run['seconds']:.0f} s | {run['per_minute']:.2f} | {ratio} |")
     print(f"\nidentical grades across runs: {identical}")
     if args.json:
