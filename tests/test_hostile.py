@@ -79,13 +79,14 @@ def _grade(args):
 
 
 def _hidden_literals(assignments: list[str]) -> set[str]:
-    """Reference values written in the hidden tests (numbers with five or more digits)."""
+    """Reference values written in the hidden tests (numbers with five or more decimals: shorter ones
+    such as 0.9998 also turn up in honest outputs)."""
     from grader.grade_one import load_spec
 
     found = set()
     for a in assignments:
         for hidden in load_spec(ROOT, a).hidden.values():
-            found.update(re.findall(r"-?\d+\.\d{4,}", hidden))
+            found.update(re.findall(r"-?\d+\.\d{5,}", hidden))
     return found
 
 
