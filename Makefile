@@ -1,7 +1,7 @@
 # Two commands set the course up on a fresh machine with Python 3.11+ and make:
 #   make lab    create the environment and start JupyterLab on the course
 #   make test   create the environment and run the test suite
-# Instructors: make release | make autograde | make feedback | make grades | make report (see README.md).
+# Instructors: make release | make rubric | make autograde | make feedback | make grades | make report (see README.md).
 # Students: make validate NOTEBOOK=notebooks/<id>/<id>.ipynb before handing in.
 
 PYTHON ?= python3
@@ -23,7 +23,7 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 SCHEDULER ?=
 GRADE_ARGS ?=
 
-.PHONY: env lab test test-fast test-browser release autograde feedback validate grades report bench bench-grading judge clean help
+.PHONY: env lab test test-fast test-browser release rubric autograde feedback validate grades report bench bench-grading judge clean help
 
 help:
 	@sed -n '1,5p' Makefile | sed 's/^# \{0,1\}//'
@@ -59,6 +59,10 @@ test-browser: $(BROWSER_STAMP)
 
 release: $(STAMP)
 	$(RUN) $(BIN)/python -m grader.release $(PRESENT)
+
+# instructor/<id>.md: graded cells, points, checks, common wrong answers with their messages (minutes).
+rubric: $(STAMP)
+	$(RUN) $(BIN)/python -m grader.rubric --capture $(PRESENT)
 
 autograde: $(STAMP)
 	$(RUN) $(BIN)/python -m grader autograde $(PRESENT) $(if $(SCHEDULER),--scheduler $(SCHEDULER),--jobs $(JOBS)) $(GRADE_ARGS)

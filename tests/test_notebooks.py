@@ -97,8 +97,14 @@ def test_every_code_cell_compiles(assignment, version):
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_every_answer_cell_is_graded(assignment):
     nb = read(solution_path(assignment))
-    answers, tests = solution_cells(nb), graded_test_cells(nb)
+    tests = graded_test_cells(nb)
+    # answers graded by hand (markdown answer cells with points) grade themselves
+    answers = {k: c for k, c in solution_cells(nb).items() if not nbgrader_meta(c).get("grade")}
     assert answers and tests
+    for grade_id, cell in solution_cells(nb).items():
+        if nbgrader_meta(cell).get("grade"):
+            assert cell["cell_type"] == "markdown" and nbgrader_meta(cell).get("points", 0) > 0, grade_id
+            assert "### BEGIN SOLUTION" in "".join(cell["source"]), f"{grade_id} has no model answer"
     assert all(nbgrader_meta(c).get("points", 0) > 0 for c in tests.values())
     ids = [nbgrader_meta(c).get("grade_id") for c in nb["cells"]]
     for grade_id in answers:  # the next graded cell after each answer tests it
@@ -135,9 +141,12 @@ def test_autograde_full_marks_and_zero(assignment, tmp_path):
     blank = course.autograde(assignment, "blank")
     report(f"autograde {assignment} (grade profile): {seconds:.1f} s for one submission, "
            f"score {right.score:g}/{right.max_score:g}; blank student version {blank.score:g}")
-    assert right.max_score > 0
-    lost = {k: v for k, v in right.cells.items() if v[0] != v[1]}
-    assert right.score == right.max_score, f"the instructor's answers lost points in {lost}"
+    auto = set(graded_test_cells(read(solution_path(assignment))))
+    assert right.max_score > 0 and auto <= set(right.cells)
+    lost = {k: v for k, v in right.cells.items() if k in auto and v[0] != v[1]}
+    assert not lost, f"the instructor's answers lost points in {lost}"
+    manual = {k: v for k, v in right.cells.items() if k not in auto}
+    assert right.score == sum(right.cells[k][1] for k in auto), f"points before any hand grading: {manual}"
     assert blank.score == 0, f"the untouched student version scored in { {k: v for k, v in blank.cells.items() if v[0]} }"
 
 

@@ -48,6 +48,11 @@ EQUIVALENTS = [
             nn.MaxPool2d(2),
         )
 """),
+    Equivalent("down block with each stage in its own nn.Sequential", "down_block", DOWN_LAYERS, """        def stage(a, b):
+            return nn.Sequential(nn.Conv2d(a, b, 3, padding=1), nn.BatchNorm2d(b), nn.ReLU())
+
+        layers = [stage(in_ch, out_ch), stage(out_ch, out_ch), nn.MaxPool2d(2)]
+"""),
     # UpBlock
     Equivalent("up block concatenates with torch.concat and a list", "up_block",
                "x = torch.cat((x, skip), dim=1)", "x = torch.concat([x, skip], 1)"),
@@ -57,6 +62,12 @@ EQUIVALENTS = [
     Equivalent("up block with positional arguments and in_ch * 2", "up_block", UP_LAYERS, """        layers = [
             nn.ConvTranspose2d(in_ch * 2, out_ch, 3, 2, 1, 1), nn.BatchNorm2d(out_ch), nn.ReLU(inplace=True),
             nn.Conv2d(out_ch, out_ch, 3, padding="same"), nn.BatchNorm2d(out_ch), nn.ReLU(inplace=True),
+        ]
+"""),
+    Equivalent("up block with each stage in its own nn.Sequential", "up_block", UP_LAYERS, """        layers = [
+            nn.Sequential(nn.ConvTranspose2d(2 * in_ch, out_ch, 3, stride=2, padding=1, output_padding=1),
+                          nn.BatchNorm2d(out_ch), nn.ReLU()),
+            nn.Sequential(nn.Conv2d(out_ch, out_ch, 3, padding=1), nn.BatchNorm2d(out_ch), nn.ReLU()),
         ]
 """),
     # BasicUNet

@@ -41,6 +41,11 @@ EQUIVALENTS = [
     alphas = 1.0 - betas
     alpha_bars = torch.from_numpy(np.cumprod(alphas.numpy()))
 """),
+    Equivalent("schedule in float32 throughout (the float64 advice ignored)", "make_schedule", SCHEDULE,
+               """    betas = torch.linspace(beta_start, beta_end, T)
+    alphas = 1 - betas
+    alpha_bars = alphas.cumprod(dim=0)
+"""),
     # q(x_t | x_0)
     Equivalent("q_sample indexing alpha_bars and reshaping with view", "q_sample", Q,
                """    alpha_bar = schedule.alpha_bars[t].view(-1, 1, 1, 1)
