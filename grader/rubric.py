@@ -86,7 +86,8 @@ def _describe(call: ast.Call) -> str | None:
         if len(call.args) < 2:
             return None
         text = _render(call.args[1]).split("\n")[0]
-        return text.split("{")[0].split(": expected")[0].rstrip(".,:; ")
+        text = text.split("{")[0].split(": expected")[0]
+        return re.sub(r"[\s,:;.]*(\bgot|\bexpected)?[\s,:;.]*$", "", text)
     what = _render(call.args[0])
     return {"check_shape": f"shape of {what}", "check_parameters": f"parameter count of {what}",
             "check_fingerprint": f"{what}: shape, sums and values at fixed positions against literal reference "
@@ -123,7 +124,8 @@ def graded_cells(nb: dict) -> list[dict]:
             entry["visible"], entry["hidden"] = describe_checks(_source(cell))
         else:
             entry["kind"] = "manual"
-            entry["model_answer"] = _source(cell)
+            entry["model_answer"] = "\n".join(line for line in _source(cell).splitlines()
+                                              if "### BEGIN SOLUTION" not in line and "### END SOLUTION" not in line)
             # the question is the markdown cell just above the answer cell
             above = cells[cells.index(cell) - 1]
             entry["question"] = _source(above) if above["cell_type"] == "markdown" else ""

@@ -14,7 +14,7 @@ def test_captured_messages_are_current(assignment):
     stale = rubric.stale_captures(assignment)
     assert not stale, (f"the wrong answers {stale} of tests/mutants/{assignment}.py, or the cells they meet, changed "
                        f"since their messages were captured; run `python -m grader.rubric --capture {assignment}` "
-                       f"(needs the data, as `make rubric` does)")
+                       f"with COURSE_DATA_DIR set to a folder holding FashionMNIST (tests use ../shared/data), a few minutes")
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
