@@ -154,16 +154,19 @@ def test_autograde_full_marks_and_zero(assignment, tmp_path):
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_visible_checks_pass_on_right_answers(assignment, tmp_path):
     from nbgrader.validator import Validator
+    from traitlets.config import Config
 
+    config = Config()
+    config.Execute.timeout = 300  # as in nbgrader_config.py, which a student's Validate uses (default: 30 s)
     released = read(released_path(assignment))
     path = tmp_path / f"{assignment}.ipynb"
     path.write_text(json.dumps(fill_in(released, read(solution_path(assignment)))))
     hand_in(assignment, tmp_path)
-    results = Validator().validate(str(path))
+    results = Validator(config=config).validate(str(path))
     assert "failed" not in results and "changed" not in results, json.dumps(results, indent=1)[:3000]
     blank = tmp_path / "blank.ipynb"
     blank.write_text(json.dumps(released))
-    assert "failed" in Validator().validate(str(blank)), "the untouched student version passes validation"
+    assert "failed" in Validator(config=config).validate(str(blank)), "the untouched student version passes validation"
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
