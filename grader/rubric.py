@@ -258,7 +258,8 @@ def render(assignment: str, root: Path = COURSE_ROOT) -> str:
     ]
     for cell in cells:
         lines += ["", f"### `{cell['id']}`: {cell['points']} point{'s' if cell['points'] != 1 else ''}, "
-                      + ("graded automatically" if cell["kind"] == "auto" else "graded by hand"), ""]
+                      + ("graded automatically" if cell["kind"] == "auto" else "graded by hand" if cell["points"]
+                         else "a model answer for discussion, not graded"), ""]
         if cell["kind"] == "auto":
             if cell["answers"]:
                 lines += [f"Grades the answer cell `{cell['answers'][0]}`.", ""]

@@ -103,7 +103,8 @@ def test_every_answer_cell_is_graded(assignment):
     assert answers and tests
     for grade_id, cell in solution_cells(nb).items():
         if nbgrader_meta(cell).get("grade"):
-            assert cell["cell_type"] == "markdown" and nbgrader_meta(cell).get("points", 0) > 0, grade_id
+            # a written answer worth points, or (0 points) a model answer the instructor version alone shows
+            assert cell["cell_type"] == "markdown" and nbgrader_meta(cell).get("points", 0) >= 0, grade_id
             assert "### BEGIN SOLUTION" in "".join(cell["source"]), f"{grade_id} has no model answer"
     assert all(nbgrader_meta(c).get("points", 0) > 0 for c in tests.values())
     ids = [nbgrader_meta(c).get("grade_id") for c in nb["cells"]]
