@@ -119,6 +119,21 @@ def test_every_answer_cell_is_graded(assignment):
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_instructor_rubric_is_up_to_date(assignment):
+    """instructor/<id>.md matches the notebook, its wrong answers and the messages captured for them."""
+    from grader import rubric
+
+    stale = rubric.stale_captures(assignment)
+    assert not stale, (
+        f"the messages of the wrong answers {stale} (tests/mutants/{assignment}.py) are missing or out of date: "
+        f"they, their answer cell or the visible checks they meet changed. Run `COURSE_DATA_DIR=../shared/data "
+        f"python -m grader.rubric --capture {assignment}` (minutes; only the stale ones run) and commit instructor/")
+    path = rubric.rubric_path(assignment)
+    assert path.exists() and path.read_text() == rubric.render(assignment), (
+        f"{path.relative_to(ROOT)} is out of date; run `python -m grader.rubric {assignment}` and commit instructor/")
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_release_is_up_to_date(assignment, tmp_path):
     fresh = TempCourse(tmp_path, [assignment]).release(assignment)
     assert read(fresh) == read(released_path(assignment)), (
