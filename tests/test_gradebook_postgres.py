@@ -91,10 +91,12 @@ def test_two_writers_at_once_each_grade_arrives_exactly_once(postgres_url, tmp_p
     assert [w.exitcode for w in writers] == [0, 0]
 
     with Gradebook(postgres_url, "") as gb:
-        per_cell = Counter((g.notebook.assignment.student_id, g.cell.name) for g in gb.db.query(Grade))
+        # the auto-graded checks; 01's written answers (graded by hand) have grade rows of their own
+        per_cell = Counter((g.notebook.assignment.student_id, g.cell.name) for g in gb.db.query(Grade)
+                           if g.cell.name in POINTS)
         submissions = gb.db.execute(text("select count(*) from submitted_assignment")).scalar()
         ours = gb.db.execute(text("select count(*) from class_grading")).scalar()
-        scores = {s.student.id: {g.name: g.auto_score for nb in s.notebooks for g in nb.grades}
+        scores = {s.student.id: {g.name: g.auto_score for nb in s.notebooks for g in nb.grades if g.name in POINTS}
                   for s in gb.find_assignment(A).submissions}
     assert submissions == 60 and ours == 60
     assert len(per_cell) == 60 * len(POINTS) and set(per_cell.values()) == {1}, "a grade arrived twice"
@@ -102,7 +104,7 @@ def test_two_writers_at_once_each_grade_arrives_exactly_once(postgres_url, tmp_p
 
     results, _ = read_class(postgres_url)
     stored = {r.student: r for r in results}
-    assert stored["s007"].status == "timeout" and stored["s010"].flags == ["flagged"]
+    assert stored["s007"].status == "timeout" and "flagged" in stored["s010"].flags
     assert stored["s021"].messages == _result("", 21).messages
 
     out = subprocess.run([sys.executable, "-m", "grader", "grades", "--course", str(course.root),
