@@ -10,19 +10,24 @@ load hits all of them alike and the ratios to the eager float32 baseline stay fa
 
 Sections:
 1. Training step per path: eager float32, channels_last, torch.compile, bfloat16 autocast,
-   CUDA graphs, the automatic fast path; step time, images/s, ratio to eager.
+   CUDA graphs, the automatic fast path; step time, images/s, ratio to eager, and whether the
+   automatic row is within the noise of the best row; the peak memory of the section.
 2. One epoch of the full profile (70,000 images) end to end, data included: a DataLoader with
    per-image transforms against images resized once and kept as a tensor on the device. Only a
    sample of FashionMNIST may be present, so a measured number of batches is timed and the
    epoch extrapolated (the table says which rows are extrapolated, from how many batches).
-3. Sampling: 150 reverse steps for 100 images, eager against the fast path.
-4. Peak memory of a training step at batch 128, and step time at batch 32, 128 and 512.
+3. Sampling: the model call per path, and 150 reverse steps for 100 images, eager against the
+   automatic path.
+
+The one-off CPU investigations behind the CPU rules (thread counts, OpenMP wait policy, memory in
+a fresh process, batch sizes, bfloat16 on AVX2) gave their answers; they are in the README.
 """
 from __future__ import annotations
 
 import argparse
 import contextlib
 import datetime as dt
+import resource
 import json
 import os
 import platform
@@ -39,6 +44,8 @@ sys.path.insert(0, str(ROOT))
 
 from utils import fast  # noqa: E402
 from utils.ddpm_utils import DDPM  # noqa: E402
+from dataclasses import replace  # noqa: E402
+
 from utils.fast import FastPath  # noqa: E402
 from utils.unet_utils import UNet  # noqa: E402
 
@@ -119,45 +126,41 @@ def add_ratios(rows: list[Row], baseline: Row) -> None:
 
 # -- training steps -------------------------------------------------------------------------------
 class Stepper:
-    """One training configuration: a model prepared for a path, its optimizer and a step."""
+    """One training configuration: a model prepared for a path (``fast.training``), Adam, a step."""
 
     def __init__(self, path: FastPath, device: torch.device, batch: int, seed: int = 0):
         torch.manual_seed(seed)
         self.path, self.device, self.batch = path, device, batch
         self.model = UNet(T=T).to(device)
         self.ddpm = DDPM(T=T).to(device)
-        self.call = fast.prepare_model(self.model, path)
-        kwargs = {"fused": True} if path.fused_adam else {}
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-3, **kwargs)
+        # The thread count is set per timed block (below), so steppers measured in turns do not
+        # inherit each other's.
+        self.run = contextlib.ExitStack().enter_context(fast.training(self.model, replace(path, threads=None)))
+        self.optimizer = self.run.adam(1e-3)
         g = torch.Generator().manual_seed(seed)
         self.x = (torch.rand(batch, 1, 16, 16, generator=g) * 2 - 1).to(device)
         self.model.train()
 
-    def step(self) -> torch.Tensor:
-        fast.mark_step(self.path)
-        self.optimizer.zero_grad(set_to_none=True)
-        t = self.ddpm.random_timesteps(self.batch, self.device)
-        with fast.autocast(self.path):
-            loss = self.ddpm.training_loss(self.call, self.x, t)
-        loss.backward()
-        self.optimizer.step()
-        return loss.detach()
+    def loss(self, model, x):
+        return self.ddpm.training_loss(model, x, self.ddpm.random_timesteps(self.batch, self.device))
 
     def timed(self, steps: int) -> float:
         """Seconds per step over ``steps`` steps (one device sync at the end)."""
-        with fast.cpu_threads(self.path):
+        before = torch.get_num_threads()
+        torch.set_num_threads(self.path.threads or before)
+        try:
             sync(self.device)
             start = time.perf_counter()
             for _ in range(steps):
-                loss = self.step()
+                self.optimizer.zero_grad(set_to_none=True)
+                loss = self.run.loss(self.loss, self.x)
+                loss.backward()
+                self.optimizer.step()
             loss.item()
             sync(self.device)
             return (time.perf_counter() - start) / steps
-
-
-def warm(stepper: Stepper, warmup: int) -> float:
-    """Run the first steps (compiling, CUDA-graph recording); return their total seconds."""
-    return stepper.timed(warmup) * warmup
+        finally:
+            torch.set_num_threads(before)
 
 
 def round_robin(steppers: dict[str, Stepper], repeats: int, block: int) -> dict[str, list[float]]:
@@ -168,141 +171,79 @@ def round_robin(steppers: dict[str, Stepper], repeats: int, block: int) -> dict[
     return times
 
 
+def automatic(device: torch.device, purpose: str, args, steps: int | None = None) -> FastPath:
+    auto = fast.choose_path(device, purpose, steps=steps)
+    return replace(auto, compile=False, cudagraphs=False) if args.no_compile else auto
+
+
 def training_paths(device: torch.device, args) -> dict[str, FastPath | str]:
     """The configurations of section 1, by name; a string says why a row is skipped."""
-    cuda = device.type == "cuda"
-    dt_ = device.type
-    paths: dict[str, FastPath | str] = {"eager float32 (baseline)": FastPath(dt_)}
-    paths["channels_last"] = FastPath(dt_, channels_last=True)
-    if args.no_compile:
-        paths["torch.compile"] = "skipped: --no-compile"
-    elif not fast.can_compile(dt_):
-        paths["torch.compile"] = "skipped: torch.compile unavailable"
-    else:
-        paths["torch.compile"] = FastPath(dt_, compile=True)
-    paths["bf16 autocast"] = FastPath(dt_, autocast_dtype=torch.bfloat16) if cuda else SKIP_GPU
-    if not cuda:
-        paths["CUDA graphs (compile reduce-overhead)"] = SKIP_GPU
-    elif args.no_compile or not fast.can_compile("cuda"):
-        paths["CUDA graphs (compile reduce-overhead)"] = "skipped: torch.compile unavailable"
-    else:
-        paths["CUDA graphs (compile reduce-overhead)"] = FastPath(dt_, compile=True, cudagraphs=True)
-    auto = fast.choose_path(device, "train")
-    if args.no_compile:
-        auto = fast.with_switches(auto, compile=False, cudagraphs=False)
-    paths[f"automatic fast path = {auto.description}"] = auto if not auto.is_eager else (
-        "same as the baseline: the automatic path on this device is eager float32")
-    return paths
+    cuda, dt_ = device.type == "cuda", device.type
+    compile_ok = not args.no_compile and fast.can_compile(dt_)
+    why_not = "skipped: --no-compile" if args.no_compile else "skipped: torch.compile unavailable"
+    return {
+        "eager float32 (baseline)": FastPath(dt_),
+        "channels_last": FastPath(dt_, channels_last=True),
+        "torch.compile": FastPath(dt_, compile=True) if compile_ok else why_not,
+        "bf16 autocast": FastPath(dt_, autocast_dtype=torch.bfloat16) if cuda else SKIP_GPU,
+        "CUDA graphs (compile reduce-overhead)": (
+            FastPath(dt_, compile=True, cudagraphs=True) if cuda and compile_ok else
+            why_not if cuda else SKIP_GPU),
+        "automatic fast path": automatic(device, "train", args),
+    }
 
 
-def section_training(device: torch.device, args, results: dict) -> list[Row]:
+def noise_check(rows: dict[str, Row], auto: str) -> Row:
+    """Is the automatic row within the noise of the fastest row? Noise: the relative spread
+    (max / min - 1) of the repeats of the two rows, whichever is larger."""
+    timed = {name: row for name, row in rows.items() if row.samples}
+    best_name = min(timed, key=lambda name: timed[name].seconds)
+    best, mine = timed[best_name], timed[auto]
+
+    def spread(row):
+        return max(row.samples) / min(row.samples) - 1
+
+    gap, noise = mine.seconds / best.seconds - 1, max(spread(best), spread(mine))
+    verdict = "within the noise" if gap <= noise else "SLOWER than the best row beyond the noise"
+    return Row("train", "automatic against the best row", note=(
+        f"best: {best_name} ({best.ratio:.2f}x); automatic {mine.ratio:.2f}x, {gap:+.1%} per step; "
+        f"noise {noise:.1%}: {verdict}"))
+
+
+def section_training(device: torch.device, args) -> list[Row]:
     block = 20 if device.type == "cuda" else 1
     steppers, compile_notes = {}, {}
     paths = training_paths(device, args)
-    rows: dict[str, Row] = dict.fromkeys(paths)  # keeps the table in this order
+    rows: dict[str, Row] = {}
     for name, path in paths.items():
         if isinstance(path, str):
             rows[name] = Row("train", name, note=path)
             continue
+        if name == "automatic fast path":
+            name = f"automatic fast path = {path.description}"
         stepper = Stepper(path, device, args.batch)
-        first = warm(stepper, args.warmup + (2 if path.compile else 0))
+        warmup = args.warmup + (2 if path.compile else 0)  # compiling, CUDA-graph recording
+        first = stepper.timed(warmup) * warmup
         if path.compile:
             compile_notes[name] = f"compile + first steps {first:.1f} s, paid once per process"
         steppers[name] = stepper
-    times = round_robin(steppers, args.repeats, block)
-    for name, samples in times.items():
+        rows[name] = Row("train", name)
+    for name, samples in round_robin(steppers, args.repeats, block).items():
         sec = median(samples)
-        rows[name] = Row("train", name, sec, args.batch / sec, note=compile_notes.get(name, ""),
-                         samples=samples)
-    baseline = rows["eager float32 (baseline)"]
-    add_ratios(list(rows.values()), baseline)
-    if device.type == "cpu" and not args.quick:
-        rows.update(cpu_extras(device, args))
-    return list(rows.values())
-
-
-def cpu_extras(device: torch.device, args) -> dict[str, Row]:
-    """CPU-only measurements behind the CPU choice: threads, and bf16 autocast at a small batch."""
-    rows = {}
-    cores = os.cpu_count() or 1
-    before = torch.get_num_threads()
-    small = 16  # bf16 without native bf16 instructions is far slower; a small batch keeps it short
-    eager = Stepper(FastPath("cpu"), device, small)
-    bf16 = Stepper(FastPath("cpu", autocast_dtype=torch.bfloat16), device, small)
-    warm(eager, 1)
-    warm(bf16, 1)
-    times = round_robin({"eager": eager, "bf16": bf16}, max(2, args.repeats // 2), 1)
-    e, b = median(times["eager"]), median(times["bf16"])
-    rows["bf16 autocast on CPU"] = Row(
-        "train", f"bf16 autocast on CPU (batch {small})", b, small / b, e / b,
-        note=f"vs eager float32 {e:.4f} s at batch {small}; CPU capability "
-             f"{torch.backends.cpu.get_cpu_capability()}", samples=times["bf16"])
-    rows.update(omp_passive_rows(args))
-    thread_counts = sorted({1, cores, max(1, cores // 2)})
-    if len(thread_counts) > 1:
-        stepper = Stepper(FastPath("cpu"), device, args.batch)
-        per = {n: [] for n in thread_counts}
-        try:
-            for n in thread_counts:
-                torch.set_num_threads(n)
-                warm(stepper, 1)
-            for _ in range(max(2, args.repeats // 2)):
-                for n in thread_counts:
-                    torch.set_num_threads(n)
-                    per[n].append(stepper.timed(1))
-        finally:
-            torch.set_num_threads(before)
-        ref = median(per[before]) if before in per else median(per[max(thread_counts)])
-        for n in thread_counts:
-            sec = median(per[n])
-            rows[f"threads {n}"] = Row("train", f"eager float32, torch.set_num_threads({n})", sec,
-                                       args.batch / sec, ref / sec, note=f"ratio vs {before} threads",
-                                       samples=per[n])
-    return rows
-
-
-CHILD = """
-import sys, statistics
-sys.path.insert(0, {root!r})
-sys.argv = ["bench"]
-import torch
-from benchmarks.bench import Stepper, FastPath, warm
-s = Stepper(FastPath("cpu"), torch.device("cpu"), {batch})
-warm(s, 1)
-print(statistics.median([s.timed(1) for _ in range({reps})]))
-"""
-
-
-def omp_passive_rows(args) -> dict[str, Row]:
-    """Eager steps in child processes with OpenMP's default (spinning) and passive waiting.
-
-    OMP_WAIT_POLICY is read once when PyTorch loads, so it can only be compared across processes.
-    The two children run one after the other, each with the machine's full thread count.
-    """
-    import subprocess
-
-    reps = max(2, args.repeats // 2)
-    code = CHILD.format(root=str(ROOT), batch=args.batch, reps=reps)
-    out = {}
-    for policy in ("default", "PASSIVE"):
-        env = dict(os.environ)
-        env.pop("OMP_WAIT_POLICY", None)
-        if policy == "PASSIVE":
-            env["OMP_WAIT_POLICY"] = "PASSIVE"
-        try:
-            result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                                    timeout=1800, check=True)
-            out[policy] = float(result.stdout.strip().splitlines()[-1])
-        except (subprocess.SubprocessError, ValueError, IndexError) as error:
-            return {"omp": Row("train", "OMP_WAIT_POLICY=PASSIVE", note=f"not measured: {error}")}
-    return {"omp": Row("train", "eager float32, OMP_WAIT_POLICY=PASSIVE (new process)", out["PASSIVE"],
-                       args.batch / out["PASSIVE"], out["default"] / out["PASSIVE"],
-                       note=f"vs a new process with the default policy: {out['default']:.4f} s/step; "
-                            f"{os.cpu_count()} threads; median of {reps} each")}
+        rows[name] = Row("train", name, sec, args.batch / sec, note=compile_notes.get(name, ""), samples=samples)
+    add_ratios(list(rows.values()), rows["eager float32 (baseline)"])
+    auto = next(name for name in rows if name.startswith("automatic"))
+    out = list(rows.values()) + [noise_check(rows, auto)]
+    if device.type == "cuda":
+        peak = f"GPU allocated peak {torch.cuda.max_memory_allocated(device) / 2**20:,.0f} MiB"
+    else:
+        peak = f"process resident peak {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MiB"
+    out.append(Row("train", f"peak memory after every training row, batch {args.batch}", note=peak))
+    return out
 
 
 # -- epoch end to end -----------------------------------------------------------------------------
-def section_epoch(device: torch.device, args, results: dict) -> list[Row]:
+def section_epoch(device: torch.device, args) -> list[Row]:
     from torch.utils.data import DataLoader, Subset
 
     from utils.data import DataNotFoundError, TensorBatches, fashion_mnist, fashion_mnist_tensors
@@ -385,17 +326,11 @@ def section_epoch(device: torch.device, args, results: dict) -> list[Row]:
     # Notebook 03's full profile trains 5 epochs; the automatic choice sees the whole run.
     from utils.profiles import PROFILES, train_plan
     run_steps = train_plan("03_Optimizations", PROFILES["full"]).epochs * steps_per_epoch
-    auto = fast.choose_path(device, "train", steps=run_steps)
-    if args.no_compile:
-        auto = fast.with_switches(auto, compile=False, cudagraphs=False)
-    if auto.is_eager:
-        rows.append(Row("epoch", "tensors on the device, automatic fast path",
-                        note="same as the row above: the automatic path on this device is eager float32"))
-    else:
-        per_step, history = timed_train(batches, auto, n_steps)
-        epoch = per_step * steps_per_epoch
-        rows.append(Row("epoch", f"tensors on the device, {auto.description}", epoch,
-                        FULL_EPOCH_IMAGES / epoch, note=how))
+    auto = automatic(device, "train", args, steps=run_steps)
+    per_step, _ = timed_train(batches, auto, n_steps)
+    epoch = per_step * steps_per_epoch
+    rows.append(Row("epoch", f"tensors on the device, {auto.description}", epoch,
+                    FULL_EPOCH_IMAGES / epoch, note=how))
     add_ratios(rows, base)
     for row in rows:
         if sample_note and row.seconds:
@@ -404,174 +339,77 @@ def section_epoch(device: torch.device, args, results: dict) -> list[Row]:
 
 
 # -- sampling -------------------------------------------------------------------------------------
-def section_sampling(device: torch.device, args, results: dict) -> list[Row]:
-    n, rows = 100, []
+def section_sampling(device: torch.device, args) -> list[Row]:
+    n = 100
     torch.manual_seed(0)
     model = UNet(T=T).to(device).eval()
-    ddpm = DDPM(T=T).to(device)
     shape = (n, 1, 16, 16)
     x = torch.randn(shape, device=device)
     t = torch.full((n,), T // 2, device=device)
 
-    # The model call alone, per path, in turns: the reason behind the CPU choice.
+    # The model call alone, per path, in turns: the reason behind the sampling rules.
     calls = {"no_grad (eager)": FastPath(device.type),
              "inference_mode": FastPath(device.type, inference_mode=True),
              "inference_mode + channels_last": FastPath(device.type, inference_mode=True, channels_last=True)}
     if device.type == "cuda":
         calls["inference_mode + bf16 autocast + channels_last"] = FastPath(
             "cuda", inference_mode=True, channels_last=True, autocast_dtype=torch.bfloat16)
-    auto_call = fast.choose_path(device, "sample", steps=T)
-    if auto_call not in calls.values():
-        calls[f"automatic: {auto_call.description}"] = auto_call
-    per = {name: [] for name in calls}
+    auto = automatic(device, "sample", args, steps=T)
+    calls[f"automatic: {auto.description}"] = auto
+    block = 10 if device.type == "cuda" else 1
 
     def forward(path):
-        fast.prepare_model(model, path)
-        try:
-            with fast.grad_context(path), fast.autocast(path), fast.cpu_threads(path):
-                sync(device)
-                start = time.perf_counter()
-                for _ in range(block):
-                    model(x, t)
-                sync(device)
-                return (time.perf_counter() - start) / block
-        finally:
-            fast.restore_model(model, path)
+        with fast.sampling(model, device, path) as predict:
+            sync(device)
+            start = time.perf_counter()
+            for _ in range(block):
+                predict(x, t)
+            sync(device)
+            return (time.perf_counter() - start) / block
 
-    block = 10 if device.type == "cuda" else 1
+    per = {name: [] for name in calls}
     for path in calls.values():
         forward(path)
     for _ in range(args.repeats):
         for name, path in calls.items():
             per[name].append(forward(path))
     call_rows = [Row("sample", f"model call, batch {n}: {name}", median(v), n / median(v), samples=v)
-                 for name, v in zip(calls, per.values())]
+                 for name, v in per.items()]
     add_ratios(call_rows, call_rows[0])
 
-    # Whole sampler runs: T reverse steps (fewer with --quick, extrapolated).
+    # Whole sampler runs: T reverse steps (fewer with --quick, scaled back to T; a DDPM of fewer
+    # steps costs what the first steps of the long one cost).
     steps = T if not args.quick else 15
-    sampler = DDPM(T=T).to(device)
+    sampler = DDPM(T=steps).to(device)
+    runs = {"sampler, eager float32 (fast=False)": False, f"sampler, automatic fast path = {auto.description}": auto}
+    if device.type == "cuda" and not args.no_compile and fast.can_compile("cuda"):
+        compiled = replace(auto, compile=True, cudagraphs=True)
+        runs[f"sampler, {compiled.description}"] = compiled
+    first = {}
 
-    def run_sampler(path_or_flag) -> float:
-        # A shorter chain for --quick: same model, fewer steps, scaled back to T steps.
-        d = sampler if steps == T else _short(sampler, steps)
-        g = torch.Generator(device=device).manual_seed(0)
+    def run_sampler(path) -> float:
         sync(device)
         start = time.perf_counter()
-        d.sample(model, shape, generator=g, n_frames=10, fast=path_or_flag)
+        sampler.sample(model, shape, generator=torch.Generator(device=device).manual_seed(0), fast=path)
         sync(device)
         return (time.perf_counter() - start) * T / steps
 
-    auto = fast.choose_path(device, "sample", steps=T)
-    runs = {"sampler, eager float32 (fast=False)": False,
-            f"sampler, automatic fast path = {auto.description}": None}
-    if device.type == "cuda" and not args.no_compile and fast.can_compile("cuda"):
-        compiled = fast.with_switches(auto, compile=True, cudagraphs=True)
-        runs[f"sampler, {compiled.description}"] = compiled
-    sampler_times = {name: [] for name in runs}
-    first = {}
-    for name, flag in runs.items():
-        if isinstance(flag, FastPath) and flag.compile:
-            first[name] = run_sampler(flag) * steps / T  # warm-up run: compiling
+    for name, path in runs.items():
+        if isinstance(path, FastPath) and path.compile:
+            first[name] = run_sampler(path) * steps / T  # warm-up run: compiling
+    times = {name: [] for name in runs}
     for _ in range(args.sample_repeats):
-        for name, flag in runs.items():
-            sampler_times[name].append(run_sampler(flag))
+        for name, path in runs.items():
+            times[name].append(run_sampler(path))
     how = f"{T} steps" if steps == T else f"{steps} steps measured, scaled to {T}"
     sampler_rows = []
-    for name, v in sampler_times.items():
-        sec = median(v)
+    for name, v in times.items():
         note = f"{n} images, {how}, median of {len(v)}"
-        if isinstance(runs[name], FastPath) and runs[name].compile:
+        if name in first:
             note += f"; first run incl. compile {first[name]:.1f} s"
-        sampler_rows.append(Row("sample", name, sec, n / sec, note=note, samples=v))
+        sampler_rows.append(Row("sample", name, median(v), n / median(v), note=note, samples=v))
     add_ratios(sampler_rows, sampler_rows[0])
     return call_rows + sampler_rows
-
-
-def _short(ddpm: DDPM, steps: int) -> DDPM:
-    """The first ``steps`` reverse steps of ``ddpm`` have the cost of a ``steps``-step DDPM."""
-    return DDPM(T=steps).to(ddpm.betas.device)
-
-
-# -- memory and batch size ------------------------------------------------------------------------
-MEMORY_CHILD = """
-import sys
-sys.path.insert(0, {root!r})
-sys.argv = ["bench"]
-import torch
-from benchmarks.bench import Stepper, FastPath, _status_mib
-s = Stepper(FastPath("cpu", channels_last={cl}, threads={threads}), torch.device("cpu"), {batch})
-before = _status_mib("VmRSS")
-s.timed(2)
-print(before, _status_mib("VmHWM"))
-"""
-
-
-def _status_mib(field_name: str) -> float | None:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(field_name + ":"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return None
-
-
-def _cpu_memory_note(path: FastPath, batch: int) -> str:
-    """Peak resident memory of a fresh process that builds the model and trains 2 steps."""
-    import subprocess
-
-    code = MEMORY_CHILD.format(root=str(ROOT), cl=path.channels_last, threads=path.threads, batch=batch)
-    try:
-        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=1800,
-                                check=True)
-        before, peak = (float(v) for v in result.stdout.split()[-2:])
-    except (subprocess.SubprocessError, ValueError) as error:
-        return f"resident peak unavailable ({error})"
-    return (f"process resident peak {peak:,.0f} MiB, {peak - before:,.0f} MiB above the {before:,.0f} MiB "
-            f"held before the first step (fresh process)")
-
-
-def section_memory(device: torch.device, args, results: dict) -> list[Row]:
-    rows = []
-    auto = fast.choose_path(device, "train")
-    if args.no_compile:
-        auto = fast.with_switches(auto, compile=False, cudagraphs=False)
-    paths = {"eager float32": FastPath(device.type)}
-    if not auto.is_eager:
-        paths["automatic fast path"] = auto
-    for label, path in paths.items():
-        stepper = Stepper(path, device, args.batch)
-        warm(stepper, 2 + (2 if path.compile else 0))
-        if device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(device)
-            before = torch.cuda.memory_allocated(device) / 2**20
-            stepper.timed(3)
-            peak = torch.cuda.max_memory_allocated(device) / 2**20
-            note = f"GPU allocated peak {peak:,.0f} MiB ({before:,.0f} MiB held between steps)"
-        else:
-            note = _cpu_memory_note(path, args.batch)
-        rows.append(Row("memory", f"peak memory, training batch {args.batch}, {label}", note=note))
-        del stepper
-
-    sizes = (32, 128, 512)
-    for label, path in paths.items():
-        steppers = {b: Stepper(path, device, b) for b in sizes}
-        for s in steppers.values():
-            warm(s, 1 + (2 if path.compile else 0))
-        block = 20 if device.type == "cuda" else 1
-        reps = max(2, args.repeats // 2)
-        times = {b: [] for b in sizes}
-        for _ in range(reps):
-            for b, s in steppers.items():
-                times[b].append(s.timed(block))
-        base = 128 / median(times[128])
-        for b in sizes:
-            sec = median(times[b])
-            rows.append(Row("batch", f"{label}, batch {b}", sec, b / sec, b / sec / base,
-                            note=f"{sec / b * 1e3:.3f} ms per image; ratio = images/s vs batch 128",
-                            samples=times[b]))
-    return rows
 
 
 # -- profile --------------------------------------------------------------------------------------
@@ -581,7 +419,7 @@ def profile_summary(device: torch.device, args) -> str:
 
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
     stepper = Stepper(FastPath(device.type), device, args.batch)
-    warm(stepper, 1)
+    stepper.timed(1)
     out = []
     for what, fn in (("training step, eager float32", lambda: stepper.timed(1)),
                      ("sampling model call (batch 100), no_grad", lambda: _one_call(stepper.model, device))):
@@ -627,8 +465,6 @@ TITLES = {
     "train": "Training step (UNet defaults, 16x16)",
     "epoch": "One epoch of the full profile (70,000 images), end to end",
     "sample": "Sampling",
-    "memory": "Peak memory",
-    "batch": "Step time against batch size",
 }
 
 
@@ -645,7 +481,7 @@ def table(info: dict, rows: list[Row], args) -> str:
         part = [r for r in rows if r.section == section]
         if not part:
             continue
-        unit = "s/epoch" if section == "epoch" else "s/step" if section in ("train", "batch") else "s"
+        unit = {"epoch": "s/epoch", "train": "s/step"}.get(section, "s")
         lines = [f"\n## {title}", f"| path | {unit} | images/s | vs baseline | note |",
                  "| --- | ---: | ---: | ---: | --- |"]
         lines += ["| " + " | ".join(r.cells()) + " |" for r in part]
@@ -665,8 +501,8 @@ def main(argv=None) -> int:
     parser.add_argument("--workers", type=int, default=0, help="DataLoader workers for the baseline route")
     parser.add_argument("--no-compile", action="store_true", help="skip every torch.compile row")
     parser.add_argument("--profile", action="store_true", help="append a torch.profiler summary")
-    parser.add_argument("--sections", default="train,epoch,sample,memory",
-                        help="comma-separated subset of train,epoch,sample,memory")
+    parser.add_argument("--sections", default="train,epoch,sample",
+                        help="comma-separated subset of train,epoch,sample")
     args = parser.parse_args(argv)
 
     from utils.runtime import default_device
@@ -684,13 +520,11 @@ def main(argv=None) -> int:
     print(f"benchmarking on {device} ({info['cpu']}, {info['cores']} cores, "
           f"load {info['load_average_start']})", flush=True)
     rows: list[Row] = []
-    results: dict = {}
-    sections = {"train": section_training, "epoch": section_epoch, "sample": section_sampling,
-                "memory": section_memory}
+    sections = {"train": section_training, "epoch": section_epoch, "sample": section_sampling}
     started = time.perf_counter()
     for name in args.sections.split(","):
         t0 = time.perf_counter()
-        rows += sections[name.strip()](device, args, results)
+        rows += sections[name.strip()](device, args)
         print(f"  {name}: {time.perf_counter() - t0:.0f} s (load {load_average()})", flush=True)
     info["load_average_end"] = load_average()
     info["seconds"] = round(time.perf_counter() - started, 1)

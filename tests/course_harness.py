@@ -14,19 +14,6 @@ from conftest import ROOT
 from grader.execute import KernelPool, is_slow, run_trimmed  # noqa: F401 (used by the tests)
 from grader.release import clean_notebook, run_nbgrader
 
-CONFIG = """\
-c = get_config()
-c.CourseDirectory.root = {root!r}
-c.CourseDirectory.source_directory = "solutions"
-c.CourseDirectory.release_directory = "release"
-c.CourseDirectory.db_url = "sqlite:///{root}/gradebook.db"
-c.ClearSolutions.code_stub = {{"python": "# YOUR CODE HERE\\nraise NotImplementedError()"}}
-c.Execute.timeout = 300
-c.Execute.interrupt_on_timeout = True
-c.Execute.allow_errors = True
-"""
-
-
 def solution_path(assignment: str) -> Path:
     return ROOT / "solutions" / assignment / f"{assignment}.ipynb"
 
@@ -64,19 +51,23 @@ class Grades:
 
 
 class TempCourse:
-    """An nbgrader course directory under ``root`` holding copies of the given assignments."""
+    """An nbgrader course directory under ``root`` holding copies of the given assignments.
+
+    It runs on a copy of the course's own ``nbgrader_config.py``, which places the course (and
+    its gradebook) in the folder that holds the file: here, ``root``.
+    """
 
     def __init__(self, root: Path, assignments: list[str]):
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
-        (self.root / "nbgrader_config.py").write_text(CONFIG.format(root=str(self.root)))
+        shutil.copy(ROOT / "nbgrader_config.py", self.root / "nbgrader_config.py")
         for a in assignments:
             shutil.copytree(ROOT / "solutions" / a, self.root / "solutions" / a,
                             ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
 
     def release(self, assignment: str) -> Path:
         run_nbgrader(["generate_assignment", assignment, "--force"], self.root)
-        path = self.root / "release" / assignment / f"{assignment}.ipynb"
+        path = self.root / "notebooks" / assignment / f"{assignment}.ipynb"
         clean_notebook(path)
         return path
 

@@ -47,6 +47,24 @@ def test_missing_data_offline_says_where_to_put_it(tmp_path):
     assert "COURSE_DATA_DIR" in message and "train-images-idx3-ubyte" in message
 
 
+def test_a_folder_with_only_the_official_gz_files_loads(tmp_path):
+    from conftest import write_idx_fashion_mnist
+
+    write_idx_fashion_mnist(tmp_path, n_train=12, n_test=4)  # exactly as the download leaves them
+    data = fashion_mnist_tensors(img_size=8, root=tmp_path, download=False)
+    assert data.images.shape == (16, 1, 8, 8) and data.labels.tolist()[:3] == [0, 1, 2]
+    assert len(fashion_mnist(img_size=8, root=tmp_path, download=False)) == 16
+
+
+def test_a_damaged_gz_file_says_what_to_do(tmp_path):
+    from conftest import write_idx_fashion_mnist
+
+    raw = write_idx_fashion_mnist(tmp_path, n_train=4, n_test=2) / "FashionMNIST" / "raw"
+    (raw / "train-images-idx3-ubyte.gz").write_bytes(b"not gzip")
+    with pytest.raises(DataNotFoundError, match="could not decompress"):
+        fashion_mnist_tensors(root=tmp_path, download=False)
+
+
 def test_failed_download_becomes_a_clear_error(tmp_path, monkeypatch):
     def no_network(*args, **kwargs):
         raise OSError("network is unreachable")

@@ -41,8 +41,12 @@ def _one_thread():
 @pytest.fixture(autouse=True)
 def _no_overrides(monkeypatch):
     monkeypatch.delenv("COURSE_EAGER", raising=False)
+    monkeypatch.delenv("COURSE_THREADS", raising=False)
     monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
     monkeypatch.setattr(fast, "busy_cores", lambda: 0)  # choose as on an idle machine
+    fast.process_threads.cache_clear()
+    yield
+    fast.process_threads.cache_clear()
 
 
 def _batches():
@@ -75,34 +79,61 @@ def eager_losses():
 
 
 # -- choosing a path ----------------------------------------------------------------------------
-def test_cpu_training_stays_eager_and_sampling_uses_measured_switches():
+def test_cpu_paths_follow_the_measured_rules(monkeypatch):
     train_path = choose_path("cpu", "train")
-    assert train_path.is_eager and "eager float32" in train_path.description
+    assert train_path.channels_last and not train_path.inference_mode
+    assert not (train_path.cudagraphs or train_path.autocast_dtype or train_path.fused_adam)
+    assert train_path.compile == (fast.cpu_has_avx512() and fast.can_compile("cpu"))
     sample_path = choose_path("cpu", "sample")
     assert sample_path.inference_mode and sample_path.channels_last
     assert not (sample_path.compile or sample_path.cudagraphs or sample_path.autocast_dtype)
+    # Compiling on a CPU: only where it measured faster (AVX-512), only for runs that repay it.
+    monkeypatch.setattr(fast, "can_compile", lambda device_type: True)
+    monkeypatch.setattr(fast, "cpu_has_avx512", lambda: True)
+    assert choose_path("cpu", "train", steps=5_000).compile
+    assert not choose_path("cpu", "train", steps=200).compile
+    assert not choose_path("cpu", "sample", steps=5_000).compile
+    monkeypatch.setattr(fast, "cpu_has_avx512", lambda: False)
+    assert not choose_path("cpu", "train", steps=5_000).compile
 
 
-def test_a_busy_cpu_runs_on_one_thread_and_restores_the_count(monkeypatch):
-    monkeypatch.setattr(fast, "busy_cores", lambda: 64)
+def test_the_thread_count_is_decided_once_per_process(monkeypatch):
     torch.set_num_threads(2)
-    before = torch.get_num_threads()
+    monkeypatch.setattr(fast, "busy_cores", lambda: 64)
     for purpose in ("train", "sample"):
         path = choose_path("cpu", purpose)
-        assert path.threads == 1 and "cores busy" in path.reason
-    path = FastPath("cpu", threads=1)
-    assert "1 thread" in path.description and not path.is_eager
-    with fast.cpu_threads(path):
-        assert torch.get_num_threads() == 1
-    assert torch.get_num_threads() == before
-    assert fit_to_device(path, "cuda").threads is None  # only the CPU's threads are set
-    monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")  # grading: eager, but one thread
+        assert path.threads == 1 and "cores busy" in path.reason and "1 thread" in path.description
+    monkeypatch.setattr(fast, "busy_cores", lambda: 0)  # the machine calms down: no second decision
+    assert choose_path("cpu", "sample").threads == 1
+    fast.process_threads.cache_clear()
+    assert choose_path("cpu", "train").threads == 2 and "2 threads" in choose_path("cpu").description
+    monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")  # grading: eager, on the process's count
     graded = choose_path("cpu", "sample")
-    assert graded.threads == 1 and not graded.inference_mode and not graded.channels_last
-    assert "nbgrader" in graded.reason
+    assert graded.threads == 2 and graded.is_eager and "nbgrader" in graded.reason
     monkeypatch.setenv("COURSE_EAGER", "1")  # plain eager means plain eager
-    assert choose_path("cpu").is_eager
+    assert choose_path("cpu").is_eager and choose_path("cpu").threads is None
+    assert fit_to_device(FastPath("cpu", threads=1), "cuda").threads is None  # only the CPU's
     torch.set_num_threads(1)
+
+
+def test_course_threads_sets_the_count(monkeypatch):
+    monkeypatch.setattr(fast, "busy_cores", lambda: 64)
+    monkeypatch.setenv("COURSE_THREADS", "3")
+    path = choose_path("cpu", "train")
+    assert path.threads == 3 and "3 threads" in path.description
+    before = torch.get_num_threads()
+    seen = []
+    with fast.training(torch.nn.Linear(2, 1), path) as run:
+        seen.append(torch.get_num_threads())
+        assert "3 threads" in run.description
+    with fast.sampling(lambda x, t: x, "cpu", path):
+        seen.append(torch.get_num_threads())
+    assert seen == [3, 3] and torch.get_num_threads() == before
+    for bad in ("0", "two"):
+        fast.process_threads.cache_clear()
+        monkeypatch.setenv("COURSE_THREADS", bad)
+        with pytest.raises(ValueError, match="COURSE_THREADS must be a positive integer"):
+            choose_path("cpu")
 
 
 def test_busy_cores_reads_a_count():
@@ -161,9 +192,10 @@ def test_cuda_only_switches_are_dropped_on_the_cpu():
 # -- training on each path ----------------------------------------------------------------------
 def test_default_training_on_cpu_records_its_path(eager_losses):
     model, history = _train(None)
-    assert history.path == choose_path("cpu").description
-    assert torch.equal(torch.tensor(history.losses), eager_losses)  # the CPU default is eager
+    assert history.path == choose_path("cpu", steps=STEPS).description
+    _assert_trains_alike(history.losses, eager_losses, FP32_RTOL)
     assert f"path {history.path}" in history.summary()
+    assert all(p.is_contiguous() for p in model.parameters())  # weights back in NCHW
 
 
 def test_channels_last_trains_like_eager_and_puts_the_weights_back(eager_losses):
@@ -175,8 +207,8 @@ def test_channels_last_trains_like_eager_and_puts_the_weights_back(eager_losses)
 
 def test_bf16_autocast_trains_like_eager_within_bf16_precision(eager_losses):
     path = FastPath("cpu", autocast_dtype=torch.bfloat16)
-    with fast.autocast(path):  # the switch really computes in bfloat16 on this device
-        assert torch.nn.Conv2d(1, 2, 3)(torch.randn(1, 1, 4, 4)).dtype == torch.bfloat16
+    with fast.training(torch.nn.Conv2d(1, 2, 3), path) as run:  # really computes in bfloat16 here
+        assert run.loss(lambda m, x: m(x), torch.randn(1, 1, 4, 4)).dtype == torch.bfloat16
     model, history = _train(path)
     assert "bfloat16 autocast" in history.path
     assert all(p.dtype == torch.float32 for p in model.parameters())  # weights stay float32
@@ -245,7 +277,7 @@ def test_fast_sampling_of_a_function_and_a_training_module():
     model = _ConvNoise().train()
     ddpm.sample(model, (1, 1, 4, 4))
     assert model.training and model.conv.weight.is_contiguous()
-    with pytest.raises(ValueError, match="returned shape"):
+    with pytest.raises(ValueError, match="e_t has shape"):
         ddpm.sample(lambda x, t: x[:, :, :2], (1, 1, 4, 4))
 
 

@@ -24,7 +24,7 @@ from einops.layers.torch import Rearrange
 from torch import nn
 
 from . import basic_unet, unet_utils
-from .ddpm_utils import DDPM
+from .ddpm_utils import DDPM, batch_timesteps
 from .runtime import eval_mode
 from .unet_utils import BIG_GROUPS, SMALL_GROUPS
 
@@ -131,12 +131,7 @@ class AblationUNet(nn.Module):
         self.down1 = self._down(down_chs[0], down_chs[1])
         self.down2 = self._down(down_chs[1], down_chs[2])
         self.to_vec = nn.Sequential(nn.Flatten(), nn.GELU() if v.uses_gelu else nn.ReLU())
-        latent_dim = down_chs[2] * latent**2
-        self.dense_emb = nn.Sequential(
-            nn.Linear(latent_dim, down_chs[1]), nn.ReLU(),
-            nn.Linear(down_chs[1], down_chs[1]), nn.ReLU(),
-            nn.Linear(down_chs[1], latent_dim), nn.ReLU(),
-        )
+        self.dense_emb = unet_utils.dense_bottleneck(down_chs[2] * latent**2, down_chs[1])
         if v.sinusoidal:
             self.time = unet_utils.SinusoidalPositionEmbedBlock(t_embed_dim)
             self.t_emb1 = unet_utils.EmbedBlock(t_embed_dim, up_chs[0])
@@ -177,11 +172,12 @@ class AblationUNet(nn.Module):
         return _Up(nn.Sequential(*layers))
 
     def forward(self, x, t):
+        t = batch_timesteps(t, x, self.T)
         down0 = self.down0(x)
         down1 = self.down1(down0)
         down2 = self.down2(down1)
         latent_vec = self.dense_emb(self.to_vec(down2))
-        t = self.time(t.float() / self.T)
+        t = self.time(t / self.T).to(x.dtype)
         up0 = self.up0(latent_vec)
         up1 = self.up1(up0 + self.t_emb1(t), down2)
         up2 = self.up2(up1 + self.t_emb2(t), down1)

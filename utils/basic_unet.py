@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from . import unet_utils
+from .ddpm_utils import batch_timesteps
 
 
 class DownBlock(nn.Module):
@@ -71,7 +72,7 @@ class BasicUNet(nn.Module):
         T: number of diffusion steps, used only with ``time_embed``.
 
     forward(x [N, img_ch, S, S]) -> [N, img_ch, S, S], or forward(x, t) with ``time_embed``,
-    t an integer tensor [N] in [0, T).
+    t an integer tensor [N] in [0, T) or one int for the batch; x may be any floating dtype (kept).
     """
 
     def __init__(self, img_ch=1, img_size=16, down_chs=(16, 32, 64), time_embed=False, T=150):
@@ -96,15 +97,7 @@ class BasicUNet(nn.Module):
         self.down2 = DownBlock(down_chs[1], down_chs[2])
         self.to_vec = nn.Sequential(nn.Flatten(), nn.ReLU())
 
-        latent_dim = down_chs[2] * latent_size**2
-        self.dense_emb = nn.Sequential(
-            nn.Linear(latent_dim, down_chs[1]),
-            nn.ReLU(),
-            nn.Linear(down_chs[1], down_chs[1]),
-            nn.ReLU(),
-            nn.Linear(down_chs[1], latent_dim),
-            nn.ReLU(),
-        )
+        self.dense_emb = unet_utils.dense_bottleneck(down_chs[2] * latent_size**2, down_chs[1])
         if time_embed:
             self.temb_1 = EmbedBlock(1, up_chs[0])
             self.temb_2 = EmbedBlock(1, up_chs[1])
@@ -126,10 +119,10 @@ class BasicUNet(nn.Module):
 
     def forward(self, x, t=None):
         expected = [self.img_ch, self.img_size, self.img_size]
-        if x.dim() != 4 or list(x.shape[1:]) != expected:
+        if not x.is_floating_point() or x.dim() != 4 or list(x.shape[1:]) != expected:
             raise ValueError(
-                f"BasicUNet expects images of shape [N, {self.img_ch}, {self.img_size}, "
-                f"{self.img_size}], got {list(x.shape)}"
+                f"BasicUNet expects floating-point images of shape [N, {self.img_ch}, {self.img_size}, "
+                f"{self.img_size}], got {x.dtype} {list(x.shape)}"
             )
         if self.time_embed and t is None:
             raise ValueError("this BasicUNet has a time embedding; call it as model(x, t)")
@@ -141,12 +134,7 @@ class BasicUNet(nn.Module):
         latent_vec = self.dense_emb(self.to_vec(down2))
         up0 = self.up0(latent_vec)
         if self.time_embed:
-            if t.shape != (x.shape[0],) or t.is_floating_point():
-                raise ValueError(
-                    f"t must hold one integer timestep per image, shape [{x.shape[0]}], "
-                    f"got dtype {t.dtype} and shape {list(t.shape)}"
-                )
-            t = t.float() / self.T
+            t = (batch_timesteps(t, x, self.T) / self.T).to(x.dtype)
             up1 = self.up1(up0 + self.temb_1(t), down2)
             up2 = self.up2(up1 + self.temb_2(t), down1)
         else:

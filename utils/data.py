@@ -17,11 +17,12 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from .runtime import COURSE_ROOT
+
 CLASS_NAMES = (
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
     "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
 )
-COURSE_ROOT = Path(__file__).resolve().parent.parent
 RAW_FILES = (
     "train-images-idx3-ubyte", "train-labels-idx1-ubyte",
     "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte",
@@ -40,6 +41,31 @@ def data_dir() -> Path:
 def _have_raw(root: Path) -> bool:
     raw = root / "FashionMNIST" / "raw"
     return all((raw / name).exists() or (raw / f"{name}.gz").exists() for name in RAW_FILES)
+
+
+def _unpack_gz(root: Path) -> None:
+    """Decompress the official ``.gz`` files next to themselves where the plain file is missing
+    (as torchvision's download does; its reader needs the plain files)."""
+    import gzip
+    import shutil
+
+    raw = root / "FashionMNIST" / "raw"
+    for name in RAW_FILES:
+        plain, packed = raw / name, raw / f"{name}.gz"
+        if plain.exists() or not packed.exists():
+            continue
+        tmp = plain.with_suffix(".tmp")
+        try:
+            with gzip.open(packed, "rb") as src, open(tmp, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+            tmp.replace(plain)
+        except (OSError, EOFError) as error:
+            tmp.unlink(missing_ok=True)
+            raise DataNotFoundError(
+                f"could not decompress {packed} ({type(error).__name__}: {error}); if the folder is "
+                f"read-only, decompress the .gz files yourself (gunzip -k {raw}/*.gz) into a writable "
+                f"folder and point COURSE_DATA_DIR at it; if the file is damaged, download it again"
+            ) from error
 
 
 def _missing_message(root: Path, reason: str) -> str:
@@ -64,6 +90,7 @@ def _datasets(root: Path | None, download: bool, transform=None):
             datasets.FashionMNIST(root, train=False, download=True)
         except Exception as error:  # no network, a proxy, a mirror down: all end the same way
             raise DataNotFoundError(_missing_message(root, f"{type(error).__name__}: {error}")) from error
+    _unpack_gz(root)
     try:
         return [datasets.FashionMNIST(root, train=split, download=False, transform=transform)
                 for split in (True, False)]

@@ -16,9 +16,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .runtime import eval_mode
+from .fast import FastPath, sampling
 
 NoiseModel = Callable[..., torch.Tensor]
+
+
+def per_sample(values: torch.Tensor, x_shape: torch.Size) -> torch.Tensor:
+    """Shape one value per sample, [N], to broadcast against a batch x: [N, 1, 1, ...].
+
+    Args:
+        values: shape [N].
+        x_shape: the shape of the batch it will multiply, [N, ...].
+    """
+    return values.reshape(values.shape[0], *((1,) * (len(x_shape) - 1)))
 
 
 def extract(values: torch.Tensor, t: torch.Tensor, x_shape: torch.Size) -> torch.Tensor:
@@ -32,7 +42,31 @@ def extract(values: torch.Tensor, t: torch.Tensor, x_shape: torch.Size) -> torch
     Returns:
         Shape [N, 1, 1, ...] with as many trailing ones as x has dimensions after the batch.
     """
-    return values.gather(0, t).reshape(t.shape[0], *((1,) * (len(x_shape) - 1)))
+    return per_sample(values.gather(0, t), x_shape)
+
+
+def batch_timesteps(t: torch.Tensor | int, x: torch.Tensor, T: int | None = None) -> torch.Tensor:
+    """t as one integer timestep per image of x: a long tensor [N] on x's device.
+
+    Accepts what the libraries accept: a Python int or a 0-d tensor (the same step for the whole
+    batch) or a tensor [N] of any integer dtype.
+
+    Raises:
+        TypeError: t is not integer (float timesteps are ambiguous: use t.long()).
+        ValueError: t has the wrong shape, or (with T) lies outside [0, T).
+    """
+    t = torch.as_tensor(t, device=x.device)
+    if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
+        raise TypeError(f"timesteps must be integers, got dtype {t.dtype}; use t.long()")
+    if t.dim() == 0:
+        t = t.expand(x.shape[0])
+    if t.shape != (x.shape[0],):
+        raise ValueError(f"expected one timestep per image, shape [{x.shape[0]}] (or one int for all), "
+                         f"got shape {list(t.shape)}")
+    if T is not None and t.numel() and (int(t.min()) < 0 or int(t.max()) >= T):
+        raise ValueError(f"timesteps must lie in [0, {T}) (0-indexed, T={T}), "
+                         f"got values from {int(t.min())} to {int(t.max())}")
+    return t.long()
 
 
 @dataclass
@@ -93,6 +127,9 @@ class DDPM(nn.Module):
     # -- input checks -----------------------------------------------------------------------
     def _timesteps(self, t: torch.Tensor | int, x: torch.Tensor) -> torch.Tensor:
         """Validate t against x and return it as a long tensor of shape [N] on x's device."""
+        if not torch.is_tensor(x) or not x.is_floating_point():
+            raise TypeError(f"images must be a floating-point tensor [N, C, H, W], got "
+                            f"{getattr(x, 'dtype', type(x).__name__)}; use x.float()")
         if x.dim() != 4:
             raise ValueError(
                 f"expected a batch of images of shape [N, C, H, W], got a tensor of shape "
@@ -103,21 +140,7 @@ class DDPM(nn.Module):
                 f"the images are on {x.device} but the schedule is on {self.betas.device}; "
                 f"move one of them, for example ddpm.to(x.device)"
             )
-        t = torch.as_tensor(t, device=x.device)
-        if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
-            raise TypeError(f"timesteps must be integers, got dtype {t.dtype}; use t.long()")
-        if t.dim() == 0:
-            t = t.expand(x.shape[0])
-        if t.shape != (x.shape[0],):
-            raise ValueError(
-                f"expected one timestep per image, shape [{x.shape[0]}], got shape {list(t.shape)}"
-            )
-        if t.numel() and (int(t.min()) < 0 or int(t.max()) >= self.T):
-            raise ValueError(
-                f"timesteps must lie in [0, {self.T}) (0-indexed, T={self.T}), "
-                f"got values from {int(t.min())} to {int(t.max())}"
-            )
-        return t.long()
+        return batch_timesteps(t, x, self.T)
 
     def random_timesteps(self, n: int, device: torch.device | str = "cpu",
                          generator: torch.Generator | None = None) -> torch.Tensor:
@@ -126,7 +149,7 @@ class DDPM(nn.Module):
 
     # -- forward process --------------------------------------------------------------------
     def q_sample(self, x0: torch.Tensor, t: torch.Tensor | int, noise: torch.Tensor | None = None,
-          generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                 generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Sample x_t from q(x_t | x_0) in closed form ("skipping ahead").
 
         x_t = sqrt(alpha_bar_t) * x_0 + sqrt(1 - alpha_bar_t) * noise,  noise ~ N(0, I)
@@ -148,13 +171,16 @@ class DDPM(nn.Module):
             noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
         elif noise.shape != x0.shape:
             raise ValueError(f"noise has shape {list(noise.shape)} but x0 has {list(x0.shape)}")
-        x_t = (extract(self.sqrt_alpha_bars, t, x0.shape) * x0
-               + extract(self.sqrt_one_minus_alpha_bars, t, x0.shape) * noise)
+        x_t = self._coef("sqrt_alpha_bars", t, x0) * x0 + self._coef("sqrt_one_minus_alpha_bars", t, x0) * noise
         return x_t, noise
 
+    def _coef(self, name: str, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Schedule ``name`` at t, shaped [N, 1, 1, 1] and in x's dtype (so bfloat16 stays bfloat16)."""
+        return extract(getattr(self, name), t, x.shape).to(x.dtype)
+
     def training_loss(self, model: NoiseModel, x0: torch.Tensor, t: torch.Tensor | int,
-                 *model_args, noise: torch.Tensor | None = None,
-                 generator: torch.Generator | None = None) -> torch.Tensor:
+                      *model_args, noise: torch.Tensor | None = None,
+                      generator: torch.Generator | None = None) -> torch.Tensor:
         """Mean squared error between the true noise and the model's prediction of it.
 
         Args:
@@ -170,7 +196,8 @@ class DDPM(nn.Module):
     # -- reverse process --------------------------------------------------------------------
     @torch.no_grad()
     def p_sample(self, x_t: torch.Tensor, t: torch.Tensor | int, e_t: torch.Tensor,
-                  generator: torch.Generator | None = None) -> torch.Tensor:
+                 generator: torch.Generator | None = None, *,
+                 z: torch.Tensor | None = None) -> torch.Tensor:
         """One reverse step: sample x_{t-1} from p(x_{t-1} | x_t) given predicted noise e_t.
 
         mean  = (x_t - beta_t / sqrt(1 - alpha_bar_t) * e_t) / sqrt(alpha_t)
@@ -183,119 +210,65 @@ class DDPM(nn.Module):
         adding noise to the final image would only blur it.
 
         Args:
-            x_t: current images, [N, C, H, W].
-            t: their timesteps, [N]; each sample may be at a different t.
+            x_t: current images, [N, C, H, W], any floating dtype (kept).
+            t: their timesteps, [N]; each sample may be at a different t (or one int for all).
             e_t: predicted noise, [N, C, H, W].
             generator: random generator for z.
+            z: the fresh noise to use, [N, C, H, W]; drawn when None.
         """
-        t = self._timesteps(t, x_t)
-        if e_t.shape != x_t.shape:
-            raise ValueError(f"e_t has shape {list(e_t.shape)} but x_t has {list(x_t.shape)}")
-        mean = extract(self.sqrt_recip_alphas, t, x_t.shape) * (
-            x_t - extract(self.eps_coeffs, t, x_t.shape) * e_t
-        )
-        z = torch.randn(x_t.shape, generator=generator, device=x_t.device, dtype=x_t.dtype)
-        keep_noise = (t > 0).to(x_t.dtype).reshape(-1, *((1,) * (x_t.dim() - 1)))
-        return mean + keep_noise * extract(self.sigmas, t, x_t.shape) * z
+        if z is not None and z.shape != x_t.shape:
+            raise ValueError(f"z has shape {list(z.shape)} but x_t has {list(x_t.shape)}")
+        return self._p_sample(x_t, self._timesteps(t, x_t), e_t, generator, z)
 
-    @torch.no_grad()
+    def _p_sample(self, x_t, t, e_t, generator, z=None):
+        """``p_sample`` for timesteps already checked: the one reverse-step formula of the course."""
+        if e_t.shape != x_t.shape:
+            raise ValueError(f"the predicted noise e_t has shape {list(e_t.shape)} but x_t has "
+                             f"{list(x_t.shape)}; the model must return one value per pixel")
+        e_t = e_t.to(x_t.dtype)
+        mean = self._coef("sqrt_recip_alphas", t, x_t) * (x_t - self._coef("eps_coeffs", t, x_t) * e_t)
+        if z is None:
+            z = torch.randn(x_t.shape, generator=generator, device=x_t.device, dtype=x_t.dtype)
+        no_noise_at_0 = per_sample((t > 0).to(x_t.dtype), x_t.shape)
+        return mean + no_noise_at_0 * self._coef("sigmas", t, x_t) * z
+
     def sample(self, model: NoiseModel, shape: tuple[int, int, int, int], *model_args,
                generator: torch.Generator | None = None, n_frames: int = 10,
-               progress: bool = False, fast: bool | "FastPath" | None = None) -> SampleTrace:
-        """Generate images from pure noise by running all T reverse steps.
+               progress: bool = False, fast: bool | FastPath | None = None) -> SampleTrace:
+        """Generate images from pure noise by running all T reverse steps (``p_sample``).
 
         Args:
             model: called as ``model(x_t, t, *model_args)`` and returns predicted noise; a module
-                is put in eval mode for the run and restored afterwards.
+                is put in eval mode for the run and restored afterwards. A bfloat16 or float16
+                module gets its input cast; the chain itself runs in float32.
             shape: [N, C, H, W] of the images to generate.
             model_args: extra model inputs (class vectors, masks), already batched.
             generator: random generator (on the schedule's device) for the noise.
             n_frames: how many intermediate snapshots to keep, evenly spaced, for plots.
             progress: show a progress bar.
-            fast: None (default) runs the fastest correct path for the schedule's device
-                (``utils.fast.choose_path(device, "sample")``: inference_mode, channels_last
-                weights, bfloat16 autocast on a GPU; ``COURSE_EAGER=1`` turns it off); False runs
-                plain eager float32 through ``p_sample``; a ``FastPath`` is used as given. The
-                same generator gives the same noise on every path.
+            fast: how the model runs (``utils.fast.sampling``): None (default) the fastest correct
+                path for the schedule's device, False plain eager float32, a ``FastPath`` as
+                given. The same generator gives the same noise on every path.
 
         Returns:
             A SampleTrace; the device is the schedule's (``ddpm.betas.device``).
         """
         if len(shape) != 4:
             raise ValueError(f"shape must be [N, C, H, W], got {shape!r}")
-        from .fast import resolve_path
-
-        path = resolve_path(fast, self.betas.device, "sample", steps=self.T)
-        with eval_mode(model):  # BatchNorm must use its running statistics while sampling
-            if path.is_eager:
-                return self._sample(model, shape, model_args, generator, n_frames, progress)
-            return self._sample_fast(model, shape, model_args, generator, n_frames, progress, path)
-
-    def _frame_steps(self, n_frames: int) -> set[int]:
-        """The timesteps after which ``sample`` keeps a snapshot."""
-        return set(torch.linspace(self.T - 1, 0, max(n_frames - 1, 1)).round().long().tolist())
-
-    def _run_reverse(self, shape, generator, n_frames, progress, step):
-        """Draw x_T and apply ``step(x_t, t) -> x_{t-1}`` for t = T-1 .. 0, keeping snapshots.
-
-        Returns (x_0, frames [K, N, C, H, W] on the CPU, the timestep of each frame).
-        """
         device = self.betas.device
-        x = torch.randn(shape, generator=generator, device=device)
-        keep = self._frame_steps(n_frames)
-        frames, stamps = [x.cpu()], [self.T]
+        keep = set(torch.linspace(self.T - 1, 0, max(n_frames - 1, 1)).round().long().tolist())
         steps = range(self.T - 1, -1, -1)
         if progress:
             from tqdm.auto import tqdm
             steps = tqdm(steps, desc="sampling", leave=False)
-        for i in steps:
-            x = step(x, torch.full((shape[0],), i, device=device, dtype=torch.long))
-            if i in keep:
-                frames.append(x.cpu())
-                stamps.append(i)
-        return x, torch.stack(frames), stamps
-
-    def _sample(self, model, shape, model_args, generator, n_frames, progress) -> SampleTrace:
-        def step(x, t):
-            return self.p_sample(x, t, model(x, t, *model_args), generator=generator)
-
-        x, frames, stamps = self._run_reverse(shape, generator, n_frames, progress, step)
-        return SampleTrace(images=x, frames=frames, timesteps=stamps)
-
-    def _sample_fast(self, model, shape, model_args, generator, n_frames, progress,
-                     path) -> SampleTrace:
-        """``_sample`` on a fast path: same noise draws, same update, no per-step input checks.
-
-        The timesteps are made here, so they are valid by construction; skipping ``p_sample``'s
-        checks saves reading ``t.min()`` and ``t.max()`` back from the device at every step.
-        """
-        from .fast import autocast, cpu_threads, grad_context, mark_step, prepare_model, restore_model
-
-        call = prepare_model(model, path)
-
-        def step(x, t):
-            mark_step(path)
-            with autocast(path):
-                e_t = call(x, t, *model_args)
-            if e_t.shape != x.shape:
-                raise ValueError(f"the model returned shape {list(e_t.shape)} for images of "
-                                 f"shape {list(x.shape)}")
-            return self._p_sample_unchecked(x, t, e_t, generator)
-
-        try:
-            with grad_context(path), cpu_threads(path):
-                x, frames, stamps = self._run_reverse(shape, generator, n_frames, progress, step)
-        finally:
-            restore_model(model, path)
-        # Outside inference_mode, clones are ordinary tensors that autograd may use later.
-        return SampleTrace(images=x.clone(), frames=frames.clone(), timesteps=stamps)
-
-    def _p_sample_unchecked(self, x_t: torch.Tensor, t: torch.Tensor, e_t: torch.Tensor,
-                      generator: torch.Generator | None) -> torch.Tensor:
-        """``p_sample`` without its input checks, for timesteps known to be valid (same maths)."""
-        mean = extract(self.sqrt_recip_alphas, t, x_t.shape) * (
-            x_t - extract(self.eps_coeffs, t, x_t.shape) * e_t.to(x_t.dtype)
-        )
-        z = torch.randn(x_t.shape, generator=generator, device=x_t.device, dtype=x_t.dtype)
-        keep_noise = (t > 0).to(x_t.dtype).reshape(-1, *((1,) * (x_t.dim() - 1)))
-        return mean + keep_noise * extract(self.sigmas, t, x_t.shape) * z
+        with sampling(model, device, fast, steps=self.T) as predict:
+            x = torch.randn(shape, generator=generator, device=device)
+            frames, stamps = [x.cpu()], [self.T]
+            for i in steps:
+                t = torch.full((shape[0],), i, device=device, dtype=torch.long)
+                x = self._p_sample(x, t, predict(x, t, *model_args), generator)
+                if i in keep:
+                    frames.append(x.cpu())
+                    stamps.append(i)
+        # Made outside the block, these are ordinary tensors, whatever the path (inference_mode).
+        return SampleTrace(images=x.clone(), frames=torch.stack(frames), timesteps=stamps)

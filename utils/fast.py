@@ -1,6 +1,6 @@
-"""Which execution path a training run or a sampler takes: the fastest one that is correct here.
+"""How a training run or a sampler runs: the fastest path that is correct on the device at hand.
 
-A *path* is a handful of switches applied around an unchanged model and unchanged maths:
+The maths never changes; a *path* is a handful of switches applied around an unchanged model:
 
 - ``channels_last``: store 4-D weights (and so activations) as NHWC, the layout convolution
   libraries (cuDNN, oneDNN) run fastest on.
@@ -11,43 +11,57 @@ A *path* is a handful of switches applied around an unchanged model and unchange
   weights, optimizer state and the loss stay float32, so no loss scaling is needed.
 - ``inference_mode``: sample under ``torch.inference_mode`` (no autograd bookkeeping at all).
 - ``fused_adam``: one fused optimizer kernel for all parameters (CUDA only).
-- ``threads``: run with this many CPU threads (``torch.set_num_threads``) and restore the old
-  count afterwards. On a CPU shared with other busy processes, PyTorch's OpenMP threads spin while
-  they wait for each other; one thread then measured twice as fast as two.
+- ``threads``: run with this many CPU threads (``torch.set_num_threads``), restored afterwards.
 
-``choose_path(device, purpose=...)`` picks them from what the device can do and from what was
-measured to be faster (``benchmarks/README.md`` has the numbers):
+Two entries apply a path, one per job; each prepares the model, hands back what to call, and puts
+everything back on exit (weights in NCHW, thread count, training mode):
 
-- CUDA: channels_last + bfloat16 autocast (where supported) + compiled with CUDA graphs + fused Adam,
+- ``sampling(model, device, fast)``: ``with sampling(...) as predict:`` then
+  ``e_t = predict(x_t, t, *model_args)`` in each reverse step (``DDPM.sample``).
+- ``training(model, fast, steps=...)``: ``with training(...) as run:`` then ``run.adam(lr)``,
+  ``loss = run.loss(loss_fn, batch)`` in each step (``utils.training.train``).
+
+``choose_path(device, purpose)`` picks the switches by rules that held on every machine measured
+(``benchmarks/README.md``: a 2-core AVX2 CPU, quiet and busy, and a 2-core AVX-512 CPU):
+
+- CUDA: channels_last + bfloat16 autocast (where native) + fused Adam, compiled with CUDA graphs
   when the run is long enough to pay for compiling (``min_compile_steps``); sampling adds
   inference_mode.
-- CPU: training stays eager float32 (channels_last, bfloat16 and compiling measured slower or not
-  worth their compile time on a small CPU); sampling uses inference_mode and channels_last. When
-  other processes keep every core busy (``busy_cores``), both run on one thread.
+- CPU: channels_last for training (0.99x to 1.14x eager: never slower beyond noise) and
+  ``inference_mode`` + channels_last for sampling (1.04x to 1.26x); ``torch.compile`` only for long
+  runs on CPUs with AVX-512 (1.21x there, after 84 s of compiling; 1.01x on AVX2). bfloat16
+  autocast never on a CPU without native bfloat16 (4 to 16 times slower on AVX2).
 - Other devices (Apple MPS): eager, plus inference_mode for sampling.
 
-Plain eager float32 is always one switch away: ``choose_path(..., eager=True)``, ``train(...,
-fast=False)``, ``ddpm.sample(..., fast=False)``, or the environment variable ``COURSE_EAGER=1``.
-While nbgrader grades a notebook the path is eager float32 too: grading runs a few steps and must
-not pay for compiling. The one switch kept there is the thread count on a busy CPU (a grading box
-running several graders at once), which changes nothing but the order of floating-point sums.
+The CPU thread count is decided once per process (``process_threads``): ``COURSE_THREADS`` if
+set, else one thread when other processes keep every core busy at the first decision (PyTorch's
+OpenMP threads spin while they wait for each other, and then one thread measured twice as fast
+as two), else PyTorch's own count. Every path description names it.
+
+Plain eager float32 is always one switch away: ``train(..., fast=False)``, ``ddpm.sample(...,
+fast=False)``, or ``COURSE_EAGER=1``. While nbgrader grades a notebook the path is eager float32
+too (grading runs a few steps and must not pay for compiling), on the process's thread count.
 """
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
+import shutil
+import time
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Callable, Iterator, Literal
 
 import torch
 from torch import nn
 
+from .runtime import eval_mode
+
 Purpose = Literal["train", "sample"]
 
-# Compiling the U-Net's forward and backward takes tens of seconds on a GPU machine (minutes on a
-# small CPU) and saves a few milliseconds per step, so it pays off only over thousands of steps
-# (one full-profile epoch of 70,000 images at batch 128 is 546 steps). Shorter runs stay uncompiled.
-# An estimate, not a measurement: benchmarks/bench.py reports the compile time on a GPU.
+# Compiling the U-Net's forward and backward takes tens of seconds on a GPU machine (84 s to minutes
+# on a small CPU) and saves a few milliseconds per step on a GPU, so it pays off only over thousands
+# of steps (one full-profile epoch of 70,000 images at batch 128 is 546 steps).
 MIN_COMPILE_STEPS = 2000
 _TRUE = {"1", "true", "yes", "on"}
 
@@ -80,9 +94,9 @@ class FastPath:
 
     @property
     def is_eager(self) -> bool:
-        """True when nothing beyond plain float32 eager PyTorch is switched on."""
+        """True when the maths runs as plain float32 eager PyTorch (the thread count aside)."""
         return not (self.channels_last or self.compile or self.autocast_dtype is not None
-                    or self.inference_mode or self.fused_adam or self.threads is not None)
+                    or self.inference_mode or self.fused_adam)
 
     @property
     def compile_mode(self) -> str | None:
@@ -91,7 +105,7 @@ class FastPath:
 
     @property
     def description(self) -> str:
-        """A one-line summary for notebooks and logs, e.g. ``cpu: eager float32 (...)``."""
+        """A one-line summary for notebooks and logs, e.g. ``cpu: eager float32, 2 threads (...)``."""
         parts = []
         if self.channels_last:
             parts.append("channels_last")
@@ -103,17 +117,20 @@ class FastPath:
             parts.append("inference_mode")
         if self.fused_adam:
             parts.append("fused Adam")
-        if self.threads is not None:
-            parts.append(f"{self.threads} thread{'s' if self.threads > 1 else ''}")
         text = " + ".join(parts) if parts else "eager float32"
+        if self.threads is not None:
+            text += f", {self.threads} thread{'s' if self.threads > 1 else ''}"
         return f"{self.device_type}: {text}" + (f" ({self.reason})" if self.reason else "")
 
 
-def eager_requested() -> bool:
-    """True when the environment asks for plain eager mode (``COURSE_EAGER=1``) or nbgrader runs."""
+# -- facts about this process and machine --------------------------------------------------------
+def eager_reason() -> str | None:
+    """Why the environment asks for plain eager mode (``COURSE_EAGER=1``, nbgrader), else None."""
     if os.environ.get("COURSE_EAGER", "").strip().lower() in _TRUE:
-        return True
-    return bool(os.environ.get("NBGRADER_EXECUTION"))
+        return "COURSE_EAGER=1"
+    if os.environ.get("NBGRADER_EXECUTION"):
+        return "nbgrader is grading"
+    return None
 
 
 def busy_cores(samples: int = 5, interval_s: float = 0.01) -> int:
@@ -122,8 +139,6 @@ def busy_cores(samples: int = 5, interval_s: float = 0.01) -> int:
     The median of a few readings of /proc/loadavg's running count, minus this reading thread.
     Unlike the load average it does not remember this process's own recent work.
     """
-    import time
-
     counts = []
     for i in range(samples):
         try:
@@ -137,14 +152,28 @@ def busy_cores(samples: int = 5, interval_s: float = 0.01) -> int:
     return max(0, counts[len(counts) // 2])
 
 
-def _busy_cpu_threads(device_type: str) -> tuple[int | None, str]:
-    """(1, why) when other processes keep every core busy, else (None, ""); CPU only."""
-    if device_type != "cpu" or torch.get_num_threads() == 1:
-        return None, ""
+@functools.cache
+def process_threads() -> tuple[int, str]:
+    """(CPU threads for every run of this process, why), decided at the first call.
+
+    ``COURSE_THREADS`` (a positive integer) wins; else one thread when other processes keep every
+    core busy now; else PyTorch's current count. Decided once, so two runs of one notebook never
+    differ in it; ``process_threads.cache_clear()`` decides again.
+
+    Raises:
+        ValueError: COURSE_THREADS is set to something other than a positive integer.
+    """
+    setting = os.environ.get("COURSE_THREADS", "").strip()
+    if setting:
+        if not setting.isdigit() or int(setting) < 1:
+            raise ValueError(f"COURSE_THREADS must be a positive integer, got {setting!r}; "
+                             f"unset it to let the course choose")
+        return int(setting), "COURSE_THREADS"
+    current = torch.get_num_threads()
     busy, cores = busy_cores(), os.cpu_count() or 1
-    if busy >= cores:
-        return 1, f"other processes keep {busy} of {cores} cores busy"
-    return None, ""
+    if current > 1 and busy >= cores:
+        return 1, f"other processes kept {busy} of {cores} cores busy"
+    return current, ""
 
 
 def can_compile(device_type: str) -> bool:
@@ -158,15 +187,20 @@ def can_compile(device_type: str) -> bool:
             return False
         return has_triton()
     if device_type == "cpu":
-        import shutil
         return any(shutil.which(cc) for cc in ("cc", "gcc", "clang", "g++", "c++"))
     return False
 
 
+def cpu_has_avx512() -> bool:
+    """Whether PyTorch's CPU kernels use AVX-512 here (where compiling measured 1.21x)."""
+    return torch.backends.cpu.get_cpu_capability().startswith("AVX512")
+
+
+# -- choosing a path -----------------------------------------------------------------------------
 def choose_path(device: torch.device | str, purpose: Purpose = "train", *,
                 eager: bool | None = None, steps: int | None = None,
                 min_compile_steps: int = MIN_COMPILE_STEPS) -> FastPath:
-    """The fastest correct path for ``purpose`` on ``device``.
+    """The fastest correct path for ``purpose`` on ``device`` (rules in the module docstring).
 
     Args:
         device: where the model lives (a torch.device or a string such as "cuda").
@@ -182,33 +216,30 @@ def choose_path(device: torch.device | str, purpose: Purpose = "train", *,
     if purpose not in ("train", "sample"):
         raise ValueError(f"purpose must be 'train' or 'sample', got {purpose!r}")
     device_type = torch.device(device).type
-    if eager or (eager is None and eager_requested()):
-        if eager:
-            return FastPath(device_type, reason="eager requested")
-        if os.environ.get("COURSE_EAGER", "").strip().lower() in _TRUE:
-            return FastPath(device_type, reason="COURSE_EAGER=1")
-        # Grading: eager float32, nothing to compile; on a CPU that other graders keep busy, one thread.
-        threads, why = _busy_cpu_threads(device_type)
-        reason = "nbgrader is grading" + (f"; {why}" if why else "")
-        return FastPath(device_type, threads=threads, reason=reason)
-    sampling = purpose == "sample"
+    threads, why_threads = process_threads() if device_type == "cpu" else (None, "")
+    env_reason = None if eager is not None else eager_reason()
+    if eager or env_reason == "COURSE_EAGER=1":
+        return FastPath(device_type, reason=env_reason or "eager requested")
+    if env_reason:  # grading: eager float32, nothing to compile, the process's thread count
+        return FastPath(device_type, threads=threads,
+                        reason=env_reason + (f"; {why_threads}" if why_threads else ""))
+    sampling_ = purpose == "sample"
+    long_enough = steps is None or steps >= min_compile_steps
     if device_type == "cuda":
-        long_enough = steps is None or steps >= min_compile_steps
         compiled = long_enough and can_compile("cuda")
         # Native bfloat16 only (Ampere and later); emulated bfloat16 on older GPUs is slower.
         bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported(including_emulation=False)
         reason = "CUDA" if compiled else (
             "CUDA, run too short to compile" if not long_enough else "CUDA, no Triton to compile")
         return FastPath("cuda", channels_last=True, compile=compiled, cudagraphs=compiled,
-                        autocast_dtype=torch.bfloat16 if bf16 else None, inference_mode=sampling,
-                        fused_adam=not sampling, reason=reason)
+                        autocast_dtype=torch.bfloat16 if bf16 else None, inference_mode=sampling_,
+                        fused_adam=not sampling_, reason=reason)
     if device_type == "cpu":
-        threads, why = _busy_cpu_threads(device_type)
-        why = why or "measured fastest on CPU"
-        if sampling:
-            return FastPath("cpu", channels_last=True, inference_mode=True, threads=threads, reason=why)
-        return FastPath("cpu", threads=threads, reason=why)
-    return FastPath(device_type, inference_mode=sampling, reason="no faster path known here")
+        compiled = (not sampling_ and long_enough and cpu_has_avx512() and can_compile("cpu"))
+        reason = why_threads or ("AVX-512, long run" if compiled else "fastest measured on CPUs")
+        return FastPath("cpu", channels_last=True, compile=compiled, inference_mode=sampling_,
+                        threads=threads, reason=reason)
+    return FastPath(device_type, inference_mode=sampling_, reason="no faster path known here")
 
 
 def fit_to_device(path: FastPath, device: torch.device | str) -> FastPath:
@@ -225,9 +256,9 @@ def fit_to_device(path: FastPath, device: torch.device | str) -> FastPath:
     if not path.compile:
         changes["cudagraphs"] = False
     fitted = replace(path, **changes)
-    if fitted != replace(path, device_type=device_type):
-        dropped = [name for name in ("compile", "cudagraphs", "fused_adam")
-                   if getattr(path, name) and not getattr(fitted, name)]
+    dropped = [name for name in ("compile", "cudagraphs", "fused_adam")
+               if getattr(path, name) and not getattr(fitted, name)]
+    if dropped:
         fitted = replace(fitted, reason=(path.reason + "; " if path.reason else "")
                          + f"{', '.join(dropped)} not available on {device_type}")
     return fitted
@@ -245,6 +276,7 @@ def resolve_path(fast: bool | FastPath | None, device: torch.device | str,
     return choose_path(device, purpose, eager=True if fast is False else None, steps=steps)
 
 
+# -- applying a path -----------------------------------------------------------------------------
 def module_device(model) -> torch.device:
     """The device of a module's first parameter or buffer (CPU for a plain function)."""
     if isinstance(model, nn.Module):
@@ -253,61 +285,113 @@ def module_device(model) -> torch.device:
     return torch.device("cpu")
 
 
-def prepare_model(model, path: FastPath):
-    """Apply ``path`` to ``model``; return what to call in its place.
+def module_dtype(model) -> torch.dtype | None:
+    """The dtype of a module's first floating-point parameter (None for a plain function)."""
+    if isinstance(model, nn.Module):
+        for p in model.parameters():
+            if p.is_floating_point():
+                return p.dtype
+    return None
+
+
+@contextlib.contextmanager
+def _applied(model, path: FastPath) -> Iterator[Callable]:
+    """Prepare ``model`` for ``path``; yield what to call in its place; undo it all on exit.
 
     channels_last converts the module's 4-D weights in place (the parameters stay the same
-    objects, so an optimizer built before or after keeps working, and ``state_dict()`` keeps its
-    keys); compiling returns a ``torch.compile`` wrapper that shares the module's parameters.
-    Plain functions are returned unchanged. Undo channels_last with ``restore_model``.
+    objects, so an optimizer keeps working and ``state_dict()`` keeps its keys); compiling wraps
+    the module in ``torch.compile``, which shares its parameters. Plain functions pass through.
     """
-    if not isinstance(model, nn.Module):
-        return model
-    if path.channels_last:
-        model.to(memory_format=torch.channels_last)
-    if path.compile:
-        return torch.compile(model, mode=path.compile_mode)
-    return model
+    before = torch.get_num_threads()
+    module = model if isinstance(model, nn.Module) else None
+    call = model
+    if module is not None and path.channels_last:
+        module.to(memory_format=torch.channels_last)
+    if module is not None and path.compile:
+        call = torch.compile(module, mode=path.compile_mode)
+    if path.threads is not None and path.threads != before:
+        torch.set_num_threads(path.threads)
+    try:
+        yield call
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
+        if module is not None and path.channels_last:
+            module.to(memory_format=torch.contiguous_format)
 
 
-def restore_model(model, path: FastPath) -> None:
-    """Put the weights of a module prepared with ``path`` back in the default (NCHW) layout."""
-    if isinstance(model, nn.Module) and path.channels_last:
-        model.to(memory_format=torch.contiguous_format)
-
-
-def autocast(path: FastPath):
-    """A context that runs ``torch.autocast`` with the path's dtype (a no-op for float32)."""
+def _autocast(path: FastPath):
     if path.autocast_dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device_type=path.device_type, dtype=path.autocast_dtype)
 
 
-def grad_context(path: FastPath):
-    """No gradients for sampling: ``torch.inference_mode`` on the fast path, else ``no_grad``."""
-    return torch.inference_mode() if path.inference_mode else torch.no_grad()
+@contextlib.contextmanager
+def sampling(model, device: torch.device | str, fast: bool | FastPath | None = None, *,
+             steps: int | None = None) -> Iterator[Callable[..., torch.Tensor]]:
+    """Run a sampler's block on the chosen path; yield ``predict(x_t, t, *model_args) -> e_t``.
+
+    Inside the block no gradients are kept (``inference_mode`` on a fast path, else ``no_grad``)
+    and a module is in eval mode (BatchNorm on running statistics); on exit the model's mode,
+    weight layout and the thread count are restored. ``predict`` calls the model in its own
+    dtype (a bfloat16 or float16 model gets its input cast) and returns e_t in x_t's dtype.
+    Tensors made inside are inference tensors on a fast path: use ``.clone()`` on what leaves.
+
+    Args:
+        model: called as ``model(x_t, t, *model_args)``; a module or a plain function.
+        device: where sampling runs (the schedule's device).
+        fast: as in ``resolve_path``: None chooses, False is eager, a FastPath is used as given.
+        steps: how many model calls the run makes (for the compile decision).
+    """
+    path = resolve_path(fast, device, "sample", steps=steps)
+    dtype = module_dtype(model)
+    grad = torch.inference_mode() if path.inference_mode else torch.no_grad()
+    with eval_mode(model), _applied(model, path) as call, grad:
+        def predict(x_t: torch.Tensor, t: torch.Tensor, *model_args) -> torch.Tensor:
+            if path.cudagraphs:
+                torch.compiler.cudagraph_mark_step_begin()
+            with _autocast(path):
+                e_t = call(x_t if dtype is None else x_t.to(dtype), t, *model_args)
+            return e_t.to(x_t.dtype)
+
+        yield predict
+
+
+class TrainingRun:
+    """What ``training`` hands back: the model call for the loss, the optimizer and the path."""
+
+    def __init__(self, model: nn.Module, call: Callable, path: FastPath):
+        self.model, self.call, self.path = model, call, path
+
+    @property
+    def description(self) -> str:
+        return self.path.description
+
+    def adam(self, lr: float) -> torch.optim.Adam:
+        """Adam over the model's parameters (one fused kernel where the path says so)."""
+        return torch.optim.Adam(self.model.parameters(), lr=lr,
+                                **({"fused": True} if self.path.fused_adam else {}))
+
+    def loss(self, loss_fn: Callable, batch) -> torch.Tensor:
+        """``loss_fn(model, batch)`` on the path: the scalar loss, ready for ``.backward()``."""
+        if self.path.cudagraphs:
+            torch.compiler.cudagraph_mark_step_begin()
+        with _autocast(self.path):
+            return loss_fn(self.call, batch)
 
 
 @contextlib.contextmanager
-def cpu_threads(path: FastPath):
-    """Run the block with the path's CPU thread count, then put the previous count back."""
-    if path.threads is None or path.threads == torch.get_num_threads():
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(path.threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+def training(model: nn.Module, fast: bool | FastPath | None = None, *,
+             steps: int | None = None) -> Iterator[TrainingRun]:
+    """Run a training loop's block on the chosen path for the model's device; yield a TrainingRun.
 
+    On exit the weights are back in the default (NCHW) layout and the thread count restored.
 
-def mark_step(path: FastPath) -> None:
-    """Tell the CUDA-graph runtime that a new iteration starts (needed before each training step)."""
-    if path.cudagraphs:
-        torch.compiler.cudagraph_mark_step_begin()
-
-
-def with_switches(path: FastPath, **switches) -> FastPath:
-    """A copy of ``path`` with some switches changed, e.g. ``with_switches(p, compile=False)``."""
-    return replace(path, **switches)
+    Args:
+        model: the network, on its device.
+        fast: as in ``resolve_path``: None chooses, False is eager, a FastPath is used as given.
+        steps: how many optimizer steps the run makes, if known (for the compile decision).
+    """
+    path = resolve_path(fast, module_device(model), "train", steps=steps)
+    with _applied(model, path) as call:
+        yield TrainingRun(model, call, path)

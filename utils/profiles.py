@@ -17,10 +17,6 @@ from typing import Literal
 import torch
 
 ProfileName = Literal["full", "fast", "grade"]
-NOTEBOOKS = (
-    "01_UNets", "02_Diffusion_Models", "03_Optimizations",
-    "04_Classifier_Free_Diffusion", "05_CLIP", "06_Assessment",
-)
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,16 @@
-"""Device choice and seeding: the only process-wide state the course touches."""
+"""Runtime facts and the process-wide state the course touches: where the course lives, the
+device, the seeds, and a model's training mode."""
 from __future__ import annotations
 
 import contextlib
-import os
 import random
+from pathlib import Path
 
 import torch
 from torch import nn
+
+# The top of the course (the folder holding utils/, notebooks/, data/ and checkpoints/).
+COURSE_ROOT = Path(__file__).resolve().parent.parent
 
 
 def default_device() -> torch.device:
@@ -26,12 +30,14 @@ def default_device() -> torch.device:
 def set_seed(seed: int) -> torch.Generator:
     """Seed Python, NumPy and PyTorch (all devices); return a CPU generator with that seed.
 
+    (Python's string hashing is fixed when the interpreter starts, by PYTHONHASHSEED in its
+    environment; no function can change it for a running process.)
+
     Args:
         seed: any integer in [0, 2**32).
     """
     if not isinstance(seed, int) or not 0 <= seed < 2**32:
         raise ValueError(f"seed must be an integer in [0, 2**32), got {seed!r}")
-    os.environ["PYTHONHASHSEED"] = str(seed)
     random.seed(seed)
     torch.manual_seed(seed)  # seeds CUDA and MPS too
     try:

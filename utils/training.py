@@ -4,10 +4,10 @@ A checkpoint holds the model, the optimizer and the history; it is written after
 (to a temporary file, then renamed, so an interrupted save never destroys the previous one).
 Running the same cell again after a kernel restart loads a finished run instead of retraining.
 
-By default a run takes the fastest path that is correct on the model's device (``utils.fast``):
-on a CUDA GPU a compiled, CUDA-graph, bfloat16-autocast step; on a CPU plain eager float32, which
-measured fastest there. ``train(..., fast=False)`` or ``COURSE_EAGER=1`` forces plain eager mode;
-``History.path`` records which path ran.
+By default a run takes the fastest path that is correct on the model's device
+(``utils.fast.training``; on a CUDA GPU a compiled, CUDA-graph, bfloat16-autocast step).
+``train(..., fast=False)`` or ``COURSE_EAGER=1`` forces plain eager mode; ``History.path``
+records which path ran.
 """
 from __future__ import annotations
 
@@ -21,10 +21,9 @@ from typing import Callable, Iterable
 import torch
 from torch import nn
 
-from .data import COURSE_ROOT
-from .fast import (FastPath, autocast, cpu_threads, mark_step, module_device, prepare_model, resolve_path,
-                   restore_model)
+from .fast import FastPath, module_device, training
 from .profiles import Profile
+from .runtime import COURSE_ROOT
 
 LossFn = Callable[[nn.Module, object], torch.Tensor]
 
@@ -109,9 +108,8 @@ def train(model: nn.Module, loss_fn: LossFn, batches: Iterable, *, epochs: int, 
         batches: re-iterable (a DataLoader or TensorBatches), one pass per epoch.
         epochs, lr: as in the notebook's plan. max_steps: stop early after this many steps.
         checkpoint: file to resume from and save to after each epoch; None keeps none.
-        fast: None (default) picks the fastest correct path for the model's device
-            (``utils.fast.choose_path``; ``COURSE_EAGER=1`` makes it eager), False forces plain
-            eager float32, a ``FastPath`` is used as given.
+        fast: how the model runs (``utils.fast.training``): None (default) the fastest correct
+            path for the model's device, False plain eager float32, a ``FastPath`` as given.
         sync_every: read the loss back from the device every this many steps (default: every
             step on a CPU, every 50 on a GPU, where waiting for each value stalls the GPU).
 
@@ -121,78 +119,63 @@ def train(model: nn.Module, loss_fn: LossFn, batches: Iterable, *, epochs: int, 
     """
     if epochs < 1:
         raise ValueError(f"epochs must be at least 1, got {epochs}")
-    device = module_device(model)
-    path = resolve_path(fast, device, "train", steps=_planned_steps(batches, epochs, max_steps))
     config = {"epochs": epochs, "lr": lr, "max_steps": max_steps, "model": type(model).__name__,
               "parameters": sum(p.numel() for p in model.parameters())}
-    history = History()
-    optimizer = None
-    if checkpoint is not None and Path(checkpoint).exists():
-        saved = torch.load(checkpoint, map_location="cpu", weights_only=True).get("config")
-        if saved == config:
-            optimizer = _adam(model, lr, path)
-            history = load_checkpoint(model, checkpoint, optimizer)
-            if history.completed:
-                model.eval()
-                return history
-        else:
-            warnings.warn(f"{checkpoint} was saved for a different run ({saved}); training from scratch",
-                          stacklevel=2)
-
+    if sync_every is None:
+        sync_every = 1 if module_device(model).type == "cpu" else 50
     from tqdm.auto import tqdm
 
-    step_model = prepare_model(model, path)
-    if optimizer is None:
-        optimizer = _adam(model, lr, path)
-    if sync_every is None:
-        sync_every = 1 if device.type == "cpu" else 50
-    history.path = path.description
-    start = time.perf_counter() - history.seconds
-    model.train()
-    with cpu_threads(path):
-        try:
-            for epoch in range(history.epochs_done, epochs):
-                total, count, pending = 0.0, 0, []
-                bar = tqdm(batches, desc=f"{desc} {epoch + 1}/{epochs}", disable=not progress,
-                           leave=False)
-                for batch in bar:
-                    mark_step(path)
-                    optimizer.zero_grad(set_to_none=True)
-                    with autocast(path):
-                        loss = loss_fn(step_model, batch)
-                    loss.backward()
-                    optimizer.step()
-                    pending.append(loss.detach().clone() if path.cudagraphs else loss.detach())
-                    done = history.steps + len(pending)
-                    stop = max_steps is not None and done >= max_steps
-                    if len(pending) >= sync_every or stop:
-                        values = _flush(pending, history)
-                        total, count = total + sum(values), count + len(values)
-                        bar.set_postfix(loss=f"{values[-1]:.4f}")
-                    if stop:
-                        break
-                values = _flush(pending, history)
-                total, count = total + sum(values), count + len(values)
-                history.epoch_losses.append(total / max(count, 1))
-                history.epochs_done = epoch + 1
-                history.seconds = time.perf_counter() - start
-                stop = max_steps is not None and history.steps >= max_steps
-                history.completed = stop or history.epochs_done == epochs
-                if checkpoint is not None:
-                    _save(Path(checkpoint), model, optimizer, history, config)
+    with training(model, fast, steps=_planned_steps(batches, epochs, max_steps)) as run:
+        optimizer = run.adam(lr)
+        history = _resume(checkpoint, config, model, optimizer)
+        if history.completed:
+            model.eval()
+            return history
+        history.path = run.description
+        start = time.perf_counter() - history.seconds
+        model.train()
+        for epoch in range(history.epochs_done, epochs):
+            total, count, pending = 0.0, 0, []
+            bar = tqdm(batches, desc=f"{desc} {epoch + 1}/{epochs}", disable=not progress, leave=False)
+            for batch in bar:
+                optimizer.zero_grad(set_to_none=True)
+                loss = run.loss(loss_fn, batch)
+                loss.backward()
+                optimizer.step()
+                pending.append(loss.detach())
+                stop = max_steps is not None and history.steps + len(pending) >= max_steps
+                if len(pending) >= sync_every or stop:
+                    values = _flush(pending, history)
+                    total, count = total + sum(values), count + len(values)
+                    bar.set_postfix(loss=f"{values[-1]:.4f}")
                 if stop:
                     break
-        finally:
-            restore_model(model, path)
+            values = _flush(pending, history)
+            total, count = total + sum(values), count + len(values)
+            history.epoch_losses.append(total / max(count, 1))
+            history.epochs_done = epoch + 1
+            history.seconds = time.perf_counter() - start
+            stop = max_steps is not None and history.steps >= max_steps
+            history.completed = stop or history.epochs_done == epochs
+            if checkpoint is not None:
+                _save(Path(checkpoint), model, optimizer, history, config)
+            if stop:
+                break
     model.eval()
     return history
 
 
-def _adam(model: nn.Module, lr: float, path: FastPath) -> torch.optim.Adam:
-    """Adam over the model's parameters; one fused kernel for all of them where the path says so."""
-    if path.fused_adam:
-        return torch.optim.Adam(model.parameters(), lr=lr, fused=True)
-    return torch.optim.Adam(model.parameters(), lr=lr)
+def _resume(checkpoint: Path | str | None, config: dict, model: nn.Module, optimizer) -> History:
+    """The History of a saved run of the same config (its weights and optimizer state loaded),
+    else a fresh one; a checkpoint of another config is ignored with a warning."""
+    if checkpoint is None or not Path(checkpoint).exists():
+        return History()
+    saved = torch.load(checkpoint, map_location="cpu", weights_only=True).get("config")
+    if saved != config:
+        warnings.warn(f"{checkpoint} was saved for a different run ({saved}); training from scratch",
+                      stacklevel=3)
+        return History()
+    return load_checkpoint(model, checkpoint, optimizer)
 
 
 def _flush(pending: list[torch.Tensor], history: History) -> list[float]:

@@ -12,6 +12,8 @@ import torch
 from einops.layers.torch import Rearrange
 from torch import nn
 
+from .ddpm_utils import batch_timesteps
+
 
 class GELUConvBlock(nn.Module):
     """Conv2d 3x3 (same size) -> GroupNorm -> GELU: [N, in_ch, H, W] -> [N, out_ch, H, W]."""
@@ -88,19 +90,32 @@ class SinusoidalPositionEmbedBlock(nn.Module):
     """Sinusoidal embedding of a scalar per sample: [N] -> [N, dim] (dim even, at least 4).
 
     With half = dim // 2 and frequencies f_i = exp(-log(10000) * i / (half - 1)), i = 0..half-1,
-    the output is cat(sin(t * f), cos(t * f)): the first half sines, the second half cosines.
+    the output is cat(sin(t * f), cos(t * f)): the first half sines, the second half cosines
+    (Vaswani et al. 2017, sec. 3.5, as used for timesteps by Ho et al. 2020).
+
+    ``time`` may also be a number or a 0-d tensor (-> [dim]); the output keeps its floating dtype
+    (integers give float32) and device, computed in at least float32.
+
+    Raises:
+        ValueError: dim is odd or below 4 (half - 1 frequencies must fit between 1 and 1/10000).
     """
 
     def __init__(self, dim):
         super().__init__()
+        if not isinstance(dim, int) or dim < 4 or dim % 2:
+            raise ValueError(f"dim must be an even integer of at least 4 (half sines, half cosines), got {dim!r}; "
+                             f"for example {max(4, int(dim) // 2 * 2) if isinstance(dim, (int, float)) else 8}")
         self.dim = dim
 
     def forward(self, time):
+        time = torch.as_tensor(time)
+        out_dtype = time.dtype if time.is_floating_point() else torch.float32
+        work = torch.promote_types(out_dtype, torch.float32)
         half = self.dim // 2
         scale = math.log(10000) / (half - 1)
-        freqs = torch.exp(torch.arange(half, device=time.device) * -scale)
-        args = time[:, None] * freqs[None, :]
-        return torch.cat((args.sin(), args.cos()), dim=-1)
+        freqs = torch.exp(torch.arange(half, device=time.device, dtype=work) * -scale)
+        args = time.to(work)[..., None] * freqs
+        return torch.cat((args.sin(), args.cos()), dim=-1).to(out_dtype)
 
 
 class EmbedBlock(nn.Module):
@@ -123,6 +138,18 @@ class EmbedBlock(nn.Module):
     def forward(self, x):
         x = x.view(-1, self.input_dim)
         return self.model(x)
+
+
+def dense_bottleneck(latent_dim: int, hidden: int) -> nn.Sequential:
+    """The U-Nets' fully connected bottleneck: [N, latent_dim] -> [N, latent_dim].
+
+    Linear -> ReLU three times, through ``hidden`` units (the original course's ``dense_emb``).
+    """
+    return nn.Sequential(
+        nn.Linear(latent_dim, hidden), nn.ReLU(),
+        nn.Linear(hidden, hidden), nn.ReLU(),
+        nn.Linear(hidden, latent_dim), nn.ReLU(),
+    )
 
 
 class ResidualConvBlock(nn.Module):
@@ -193,15 +220,7 @@ class UNet(nn.Module):
         self.down2 = DownBlock(down_chs[1], down_chs[2], BIG_GROUPS)
         self.to_vec = nn.Sequential(nn.Flatten(), nn.GELU())
 
-        latent_dim = down_chs[2] * latent_size**2
-        self.dense_emb = nn.Sequential(
-            nn.Linear(latent_dim, down_chs[1]),
-            nn.ReLU(),
-            nn.Linear(down_chs[1], down_chs[1]),
-            nn.ReLU(),
-            nn.Linear(down_chs[1], latent_dim),
-            nn.ReLU(),
-        )
+        self.dense_emb = dense_bottleneck(down_chs[2] * latent_size**2, down_chs[1])
         self.sinusoidaltime = SinusoidalPositionEmbedBlock(t_embed_dim)
         self.t_emb1 = EmbedBlock(t_embed_dim, up_chs[0])
         self.t_emb2 = EmbedBlock(t_embed_dim, up_chs[1])
@@ -224,21 +243,14 @@ class UNet(nn.Module):
         )
 
     def _check_inputs(self, x, t, c, c_mask):
+        """Check the inputs; return t as a long tensor [N] (an int or 0-d tensor is broadcast)."""
         expected = [self.img_ch, self.img_size, self.img_size]
-        if x.dim() != 4 or list(x.shape[1:]) != expected:
+        if not x.is_floating_point() or x.dim() != 4 or list(x.shape[1:]) != expected:
             raise ValueError(
-                f"UNet expects images of shape [N, {self.img_ch}, {self.img_size}, {self.img_size}], "
-                f"got {list(x.shape)}"
+                f"UNet expects floating-point images of shape [N, {self.img_ch}, {self.img_size}, "
+                f"{self.img_size}], got {x.dtype} {list(x.shape)}"
             )
-        if t.shape != (x.shape[0],) or t.is_floating_point():
-            raise ValueError(
-                f"t must hold one integer timestep per image, shape [{x.shape[0]}], "
-                f"got dtype {t.dtype} and shape {list(t.shape)}"
-            )
-        if t.numel() and (int(t.min()) < 0 or int(t.max()) >= self.T):
-            raise ValueError(
-                f"timesteps must lie in [0, {self.T}), got {int(t.min())} to {int(t.max())}"
-            )
+        t = batch_timesteps(t, x, self.T)
         if self.c_embed_dim is None:
             if c is not None or c_mask is not None:
                 raise ValueError("this UNet is unconditional (c_embed_dim=None); call it as model(x, t)")
@@ -252,15 +264,17 @@ class UNet(nn.Module):
                 raise ValueError(
                     f"c must have shape [{x.shape[0]}, {self.c_embed_dim}], got {list(c.shape)}"
                 )
+        return t
 
     def forward(self, x, t, c=None, c_mask=None):
-        self._check_inputs(x, t, c, c_mask)
+        """x [N, img_ch, S, S] in any floating dtype (the output keeps it), t [N] or one int."""
+        t = self._check_inputs(x, t, c, c_mask)
         down0 = self.down0(x)
         down1 = self.down1(down0)
         down2 = self.down2(down1)
         latent_vec = self.dense_emb(self.to_vec(down2))
 
-        t = self.sinusoidaltime(t.float() / self.T)
+        t = self.sinusoidaltime(t / self.T).to(x.dtype)
         t_emb1 = self.t_emb1(t)
         t_emb2 = self.t_emb2(t)
 
@@ -269,7 +283,7 @@ class UNet(nn.Module):
             up1 = self.up1(up0 + t_emb1, down2)
             up2 = self.up2(up1 + t_emb2, down1)
         else:
-            c = c * c_mask  # a masked (dropped) class becomes the all-zero vector
+            c = (c * c_mask).to(x.dtype)  # a masked (dropped) class becomes the all-zero vector
             up1 = self.up1(self.c_emb1(c) * up0 + t_emb1, down2)
             up2 = self.up2(self.c_emb2(c) * up1 + t_emb2, down1)
         return self.out(torch.cat((up2, down0), dim=1))
