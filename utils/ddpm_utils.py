@@ -10,13 +10,16 @@ Shapes: images are [N, C, H, W]; t is [N] (a Python int or 0-d tensor is broadca
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .fast import FastPath, sampling
+from .fast import sampling
+
+if TYPE_CHECKING:
+    from .fast import FastPath
 
 NoiseModel = Callable[..., torch.Tensor]
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import torch
 
-from .ddpm_utils import DDPM, NoiseModel, SampleTrace
+from .ddpm_utils import DDPM, NoiseModel, SampleTrace, batch_timesteps, per_sample
 from .runtime import eval_mode
 
 
@@ -74,17 +74,18 @@ def guided_noise(model: NoiseModel, x_t: torch.Tensor, t: torch.Tensor, c: torch
 
     Args:
         model: called as ``model(x_t, t, c, c_mask)``, returns [N, C, H, W].
-        x_t: current images, [N, C, H, W]. t: timesteps, [N]. c: contexts, [N, D].
+        x_t: current images, [N, C, H, W]. t: timesteps, [N] (or one int). c: contexts, [N, D].
         w: guidance weight, one number or one per sample ([N]).
 
     Returns:
         The guided noise, [N, C, H, W].
     """
     n = x_t.shape[0]
+    t = batch_timesteps(t, x_t)
     w = torch.as_tensor(w, dtype=x_t.dtype, device=x_t.device)
     if w.dim() > 1 or (w.dim() == 1 and w.shape[0] != n):
         raise ValueError(f"w must be one number or one per sample (shape [{n}]), got shape {list(w.shape)}")
-    w = w.reshape(-1, *((1,) * (x_t.dim() - 1)))  # broadcast over [C, H, W]
+    w = per_sample(w.expand(n), x_t.shape)  # broadcast over [C, H, W]
     keep = torch.ones(n, 1, dtype=c.dtype, device=c.device)
     mask = torch.cat([keep, torch.zeros_like(keep)])  # first copy conditional, second unconditional
     e_cond, e_uncond = model(torch.cat([x_t, x_t]), torch.cat([t, t]), torch.cat([c, c]), mask).chunk(2)

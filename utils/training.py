@@ -16,14 +16,17 @@ import time
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable
 
 import torch
 from torch import nn
 
-from .fast import FastPath, module_device, training
+from .fast import training
 from .profiles import Profile
 from .runtime import COURSE_ROOT
+
+if TYPE_CHECKING:
+    from .fast import FastPath
 
 LossFn = Callable[[nn.Module, object], torch.Tensor]
 
@@ -121,11 +124,11 @@ def train(model: nn.Module, loss_fn: LossFn, batches: Iterable, *, epochs: int, 
         raise ValueError(f"epochs must be at least 1, got {epochs}")
     config = {"epochs": epochs, "lr": lr, "max_steps": max_steps, "model": type(model).__name__,
               "parameters": sum(p.numel() for p in model.parameters())}
-    if sync_every is None:
-        sync_every = 1 if module_device(model).type == "cpu" else 50
     from tqdm.auto import tqdm
 
     with training(model, fast, steps=_planned_steps(batches, epochs, max_steps)) as run:
+        if sync_every is None:
+            sync_every = 1 if run.path.device_type == "cpu" else 50
         optimizer = run.adam(lr)
         history = _resume(checkpoint, config, model, optimizer)
         if history.completed:
