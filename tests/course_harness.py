@@ -14,6 +14,18 @@ from conftest import ROOT
 from grader.execute import KernelPool, is_slow, run_trimmed  # noqa: F401 (used by the tests)
 from grader.release import clean_notebook, run_nbgrader
 
+class _CourseConfig(str):
+    """The course's own ``nbgrader_config.py``, as text. It places the course (and its gradebook)
+    in the folder the file is written to, so ``.format(root=...)``, the call of the template this
+    replaced, returns it unchanged."""
+
+    def format(self, *args, **kwargs) -> str:
+        return str(self)
+
+
+CONFIG = _CourseConfig((ROOT / "nbgrader_config.py").read_text())
+
+
 def solution_path(assignment: str) -> Path:
     return ROOT / "solutions" / assignment / f"{assignment}.ipynb"
 
@@ -60,7 +72,7 @@ class TempCourse:
     def __init__(self, root: Path, assignments: list[str]):
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
-        shutil.copy(ROOT / "nbgrader_config.py", self.root / "nbgrader_config.py")
+        (self.root / "nbgrader_config.py").write_text(CONFIG)
         for a in assignments:
             shutil.copytree(ROOT / "solutions" / a, self.root / "solutions" / a,
                             ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
