@@ -294,7 +294,7 @@ CASES: list[Case] = [
     Case("blank", "the untouched student version", blank, 0, False),
     Case("wrong", "three plausible wrong answers", wrong, 0, False),
     Case("partly_wrong", "a wrong DownBlock (average pooling), the rest right",
-         lambda: mutated(NB01, [WRONG_01["down_block"]]), 2, False),
+         lambda: mutated(NB01, [WRONG_01["down_block"]]), 5, False),  # 01 grades the U-Net with the course blocks
     Case("renamed", "right answers in '01_UNets (1).ipynb' (renamed by the browser)", right, 7, False,
          filename="01_UNets (1).ipynb"),
     Case("deleted_test", "right answers, a test cell deleted", _deleted_test, 7, False),
@@ -375,7 +375,8 @@ def other_cases() -> list[Case]:
         cases.append(Case(f"right_{assignment[:2]}", f"{assignment}: the instructor's answers", lambda a=assignment: right(a),
                           total, False, assignment=assignment))
         last_answer = [c for c in cells_by_grade_id(read(solution_path(assignment))).values()
-                       if c["metadata"]["nbgrader"].get("solution")][-1]["metadata"]["nbgrader"]["grade_id"]
+                       if c["metadata"]["nbgrader"].get("solution")
+                       and c["cell_type"] == "code"][-1]["metadata"]["nbgrader"]["grade_id"]  # not a written answer
         mutant = next(m for m in load_mutants(assignment) if m.cell == last_answer)  # nothing later depends on it
         cases.append(Case(f"wrong_{assignment[:2]}", f"{assignment}: {mutant.name}",
                           lambda a=assignment, m=mutant.name: mutated(a, [m]),
