@@ -26,13 +26,10 @@ class Equivalent:
 
 def apply(equivalent: Equivalent, source: str) -> str:
     """The cell source with the equivalent's edits made; fails if a text to replace is missing."""
-    finds = (equivalent.find,) if isinstance(equivalent.find, str) else equivalent.find
-    replaces = (equivalent.replace,) if isinstance(equivalent.replace, str) else equivalent.replace
-    assert len(finds) == len(replaces), f"equivalent {equivalent.name}: find and replace differ in length"
-    for find, replace in zip(finds, replaces):
-        assert find in source, f"equivalent {equivalent.name}: {find!r} not in cell {equivalent.cell}"
-        source = source.replace(find, replace)
-    return source
+    from mutants import edit_cell
+
+    return edit_cell(f"equivalent {equivalent.name}", equivalent.cell, equivalent.find, equivalent.replace,
+                     source)
 
 
 def own_test_cells(cells: list[dict], grade_id: str) -> tuple[str, ...]:
