@@ -37,16 +37,6 @@ from grader.batch import grade_class  # noqa: E402
 from grader.gradebook import open_gradebook  # noqa: E402
 from grader.release import clean_notebook, run_nbgrader  # noqa: E402
 
-CONFIG = """\
-c = get_config()
-c.CourseDirectory.root = {root!r}
-c.CourseDirectory.source_directory = "solutions"
-c.CourseDirectory.release_directory = "release"
-c.CourseDirectory.db_url = "sqlite:///{root}/gradebook.db"
-c.Execute.timeout = 300
-"""
-
-
 def load(path: Path) -> dict:
     return json.loads(Path(path).read_text())
 
@@ -58,14 +48,14 @@ def meta(cell: dict) -> dict:
 def make_course(root: Path, assignments: list[str]) -> dict[str, dict]:
     """A course under ``root`` with ``assignments`` released; returns the released notebooks."""
     root.mkdir(parents=True)
-    (root / "nbgrader_config.py").write_text(CONFIG.format(root=str(root)))
+    shutil.copyfile(ROOT / "nbgrader_config.py", root / "nbgrader_config.py")  # places the course in root
     shutil.copytree(ROOT / "utils", root / "utils", ignore=shutil.ignore_patterns("__pycache__"))
     released = {}
     for a in assignments:
         shutil.copytree(ROOT / "solutions" / a, root / "solutions" / a,
                         ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
         run_nbgrader(["generate_assignment", a, "--force"], root)
-        path = root / "release" / a / f"{a}.ipynb"
+        path = root / "notebooks" / a / f"{a}.ipynb"
         clean_notebook(path)
         released[a] = load(path)
     return released
@@ -138,7 +128,6 @@ def main(argv: list[str]) -> int:
         # per-submission overhead: an empty notebook, graded by one worker
         empty = Path(tmp) / "empty"
         shutil.copytree(template, empty, ignore=shutil.ignore_patterns("submitted"))
-        (empty / "nbgrader_config.py").write_text(CONFIG.format(root=str(empty)))
         blank = {**released["01_UNets"], "cells": []} if "01_UNets" in released else None
         if blank is not None and args.overhead_runs > 0:
             submit(empty, "01_UNets", {f"empty{i}": blank for i in range(args.overhead_runs)})
@@ -154,7 +143,6 @@ def main(argv: list[str]) -> int:
         for mode in [m for m in args.modes.split(",") if m]:
             course = Path(tmp) / mode
             shutil.copytree(template, course)
-            (course / "nbgrader_config.py").write_text(CONFIG.format(root=str(course)))
             before = loadavg()
             start = time.perf_counter()
             if mode == "serial":

@@ -14,16 +14,8 @@ from conftest import ROOT
 from grader.execute import KernelPool, is_slow, run_trimmed  # noqa: F401 (used by the tests)
 from grader.release import clean_notebook, run_nbgrader
 
-class _CourseConfig(str):
-    """The course's own ``nbgrader_config.py``, as text. It places the course (and its gradebook)
-    in the folder the file is written to, so ``.format(root=...)``, the call of the template this
-    replaced, returns it unchanged."""
-
-    def format(self, *args, **kwargs) -> str:
-        return str(self)
-
-
-CONFIG = _CourseConfig((ROOT / "nbgrader_config.py").read_text())
+# The course's own settings: they place the course (and its gradebook) in the folder the file is written to.
+CONFIG = (ROOT / "nbgrader_config.py").read_text()
 
 
 def solution_path(assignment: str) -> Path:

@@ -42,7 +42,7 @@ BEFORE_AND_AFTER = ("right", "right_after")
 
 def _course(root: Path, assignments: list[str]) -> Path:
     root.mkdir(parents=True)
-    (root / "nbgrader_config.py").write_text(CONFIG.format(root=str(root)))
+    (root / "nbgrader_config.py").write_text(CONFIG)  # places the course in root
     shutil.copytree(ROOT / "utils", root / "utils", ignore=shutil.ignore_patterns("__pycache__"))
     for a in assignments:
         shutil.copytree(ROOT / "solutions" / a, root / "solutions" / a)
