@@ -30,6 +30,7 @@ import hashlib
 import importlib
 import json
 import re
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -167,13 +168,16 @@ def student_view(nb: dict) -> dict:
     return nb
 
 
-def capture(assignment: str, root: Path = COURSE_ROOT, progress: bool = True, only: set[str] | None = None) -> dict:
+def capture(assignment: str, root: Path = COURSE_ROOT, progress: bool = True, only: set[str] | None = None,
+            hand_in: tuple[Path, ...] = ()) -> dict:
     """Run each wrong answer through the visible checks; return {name: {digest, cell, message}}.
 
     ``cell`` is the first test cell in ``fails`` that a student sees fail, ``message`` its error;
     both are None when every visible check passes (the hidden tests take the points at grading).
     ``only`` limits the run to the wrong answers of those names. The notebook needs its data, as
     in the classroom (``COURSE_DATA_DIR``); the right answers must pass first, or this stops.
+    ``hand_in``: files a student hands in beside the notebook (06: ``06_model.pt``, and a judge in
+    ``COURSE_JUDGE``), copied next to it first.
     """
     from grader.execute import KernelPool, run_trimmed
 
@@ -184,6 +188,8 @@ def capture(assignment: str, root: Path = COURSE_ROOT, progress: bool = True, on
     mutants, apply = load_mutants(assignment, root), _mutants_package(root).apply
     try:
         with tempfile.TemporaryDirectory() as tmp:
+            for path in hand_in:
+                shutil.copy(path, Path(tmp) / Path(path).name)
             km = pool.get(assignment, Path(tmp))
             tests = [g for g in order if g and _meta(_cells_by_id(nb)[g]).get("grade")
                      and _cells_by_id(nb)[g]["cell_type"] == "code" and not _meta(_cells_by_id(nb)[g]).get("solution")]
@@ -303,6 +309,9 @@ def main(argv: list[str]) -> int:
                         help="first run the wrong answers whose message is missing or out of date through the "
                              "visible checks (minutes)")
     parser.add_argument("--all", action="store_true", help="with --capture: run every wrong answer again")
+    parser.add_argument("--hand-in", action="append", default=[], type=Path, metavar="FILE",
+                        help="with --capture: a file to put beside the notebook, as a student hands it in "
+                             "(06: --hand-in 06_model.pt, with the judge in judge/ or COURSE_JUDGE); repeatable")
     args = parser.parse_args(argv)
     chosen = args.assignments or assignments()
     for assignment in chosen:
@@ -310,7 +319,8 @@ def main(argv: list[str]) -> int:
         if args.capture and (stale or args.all):
             names = {m.name for m in load_mutants(assignment)}
             stored = {k: v for k, v in read_captured(assignment).items() if k in names and not args.all}
-            stored.update(capture(assignment, only=None if args.all else set(stale) & names))
+            stored.update(capture(assignment, only=None if args.all else set(stale) & names,
+                                  hand_in=tuple(args.hand_in)))
             path = captured_path(assignment)
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(stored, indent=1, sort_keys=True, ensure_ascii=False) + "\n")

@@ -11,6 +11,7 @@ import os
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from assessment_support import ensure_judge
 from conftest import report
@@ -135,6 +136,31 @@ def test_fid_uses_the_judge_and_torchmetrics(trained):
     assert judge.fid(net, small[:50], small[50:]) >= 0
     with pytest.raises(ValueError, match="one size"):
         judge.fid(net, small, heldout.images)
+
+
+def test_fid_table_of_16x16_samples(trained, tmp_path, capsys):
+    """The table of notebooks 02-04: real training images score best, a blur and noise worse, all drawn at
+    random to one size (the data files are sorted by class); without a judge it says how to make one."""
+    net, _cal, _train, _heldout = trained
+    heldout = fashion_mnist_tensors(img_size=16, split="test").images
+    reference = fashion_mnist_tensors(img_size=16, split="train").images
+    blurred = F.avg_pool2d(reference[:300], 3, stride=1, padding=1)
+    noise = torch.randn(80, 1, 16, 16, generator=torch.Generator().manual_seed(0)).clamp(-1, 1)
+    table = judge.fid_table({"blurred": blurred, "noise": noise}, heldout, reference,
+                            folder=ensure_judge(stand_in=False))
+    printed = capsys.readouterr().out
+    n = min(80, len(heldout))
+    assert f"against {n} real held-out images at 16x16" in printed and "noise" in printed
+    assert list(table) == ["real images (not the held-out ones)", "blurred", "noise"]
+    real = table["real images (not the held-out ones)"]
+    pick = torch.Generator().manual_seed(0)  # the same draws as fid_table's: held-out first, then each row
+    drawn_heldout = heldout[torch.randperm(len(heldout), generator=pick)[:n]]
+    drawn_reference = reference[torch.randperm(len(reference), generator=pick)[:n]]
+    assert real == pytest.approx(judge.fid(net, drawn_reference, drawn_heldout), rel=1e-4)
+    assert real < table["blurred"] < table["noise"]
+    assert judge.fid_table({"noise": noise}, heldout, reference, folder=tmp_path) is None
+    skipped = capsys.readouterr().out
+    assert "judge-feature FID skipped" in skipped and "make judge" in skipped
 
 
 def test_assess_rejects_bad_input(trained):

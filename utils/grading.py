@@ -12,6 +12,7 @@ taken when this module is first imported, so a notebook that later rebinds, say,
 """
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import math
 import types
@@ -36,6 +37,26 @@ def isolated() -> types.ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@contextlib.contextmanager
+def swapped_in(namespace: dict, **parts):
+    """Inside the block, each name in ``parts`` refers to the object given for it in ``namespace`` (a
+    notebook's ``globals()``); afterwards the names are put back as they were, or removed.
+
+    A check of a function that calls the student's other functions runs it with the course's versions
+    of those, so each graded cell is judged on its own code and one mistake costs its own points once.
+    """
+    saved = {name: namespace[name] for name in parts if name in namespace}
+    namespace.update(parts)
+    try:
+        yield
+    finally:
+        for name in parts:
+            if name in saved:
+                namespace[name] = saved[name]
+            else:
+                namespace.pop(name, None)
 
 
 class CheckFailed(AssertionError):

@@ -370,6 +370,51 @@ def fid(judge: Judge, images: torch.Tensor, real_images: torch.Tensor) -> float:
     return float(metric.compute())
 
 
+def fid_table(samples: dict[str, torch.Tensor], heldout: torch.Tensor, reference: torch.Tensor,
+              folder: Path | str | None = None, seed: int = 0) -> dict[str, float] | None:
+    """Print the judge-feature FID of each set of samples against real held-out images, and return it.
+
+    The first row scores ``reference``, real images that are not among ``heldout`` (the training
+    split, say), against the same held-out images: what a perfect model would get with this many
+    images, since FID is biased upwards for small sets. From every set the same number of images is
+    drawn at random (``seed``), as many as the smallest set holds, so the rows of one table compare;
+    numbers from tables of other sizes do not.
+
+    Args:
+        samples: row name -> generated images [N, 1, H, W] in [-1, 1].
+        heldout, reference: real images [M, 1, H, W] in [-1, 1] at the samples' size (load them with
+            ``fashion_mnist_tensors(img_size=H, split="test")`` and ``split="train"``).
+        folder: where the judge is (default: ``judge_folder()``).
+
+    Returns:
+        {row name: FID}, the reference row first; or None, after printing how to make a judge, when
+        there is none (``make judge``).
+
+    Raises:
+        ValueError: fewer than two images in a set, or sets of different sizes (from ``fid``).
+    """
+    try:
+        net, _ = load_judge(folder, device=heldout.device)
+    except JudgeNotFoundError as error:
+        print(f"judge-feature FID skipped: {error}")
+        return None
+    rows = {"real images (not the held-out ones)": reference, **samples}
+    n = min(len(heldout), *(len(images) for images in rows.values()))
+    pick = torch.Generator().manual_seed(seed)
+
+    def subset(images: torch.Tensor) -> torch.Tensor:  # data files are often sorted by class: draw, don't slice
+        return images[torch.randperm(len(images), generator=pick)[:n].to(images.device)].to(heldout.device)
+
+    real = subset(heldout)
+    print(f"judge-feature FID against {n} real held-out images at {heldout.shape[-2]}x{heldout.shape[-1]} "
+          f"(lower is closer; compare rows of this table only)")
+    table = {}
+    for name, images in rows.items():
+        table[name] = fid(net, subset(images), real)
+        print(f"  {name:<40} {table[name]:8.1f}")
+    return table
+
+
 # -- the assessment's model ------------------------------------------------------------------
 @dataclass(frozen=True)
 class AssessmentSetup:
@@ -433,6 +478,40 @@ def load_submission(path: Path | str, setup: AssessmentSetup = SETUP,
         raise SubmissionError(f"{path.name} does not fit the assessment's U-Net (down_chs={setup.down_chs}, "
                               f"28x28, 10 classes; parameter names as in utils.unet_utils.UNet):\n{error}") from error
     return model.to(device).eval()
+
+
+# -- the course's versions of the pieces a student writes, for the checks ----------------------
+# The graded cells of notebook 06 are checked one at a time: a check of conditional_loss runs it with
+# these q_sample and context_mask, a check of sample_images with these p_sample and guided_noise
+# (``utils.grading.swapped_in``). Same formulas as utils.ddpm_utils and utils.guidance, with the
+# notebook's signatures (the schedule passed as tensors).
+def q_sample(x0: torch.Tensor, t: torch.Tensor, alpha_bars: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    """x_t = sqrt(alpha_bar_t) x0 + sqrt(1 - alpha_bar_t) noise (Ho et al. 2020, eq. 4); x0, noise [N, C, H, W]."""
+    a = alpha_bars[t].reshape(-1, 1, 1, 1)
+    return a.sqrt() * x0 + (1 - a).sqrt() * noise
+
+
+def p_sample(x_t: torch.Tensor, t: torch.Tensor, e_t: torch.Tensor, betas: torch.Tensor, alphas: torch.Tensor,
+             alpha_bars: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """One reverse step with sigma_t^2 = beta_t (Ho et al. 2020, Algorithm 2); z is drawn first, always."""
+    z = torch.randn(x_t.shape, generator=generator, device=x_t.device)
+    beta, alpha, alpha_bar = (v[t].reshape(-1, 1, 1, 1) for v in (betas, alphas, alpha_bars))
+    mean = (x_t - beta / (1 - alpha_bar).sqrt() * e_t) / alpha.sqrt()
+    return mean + (t > 0).float().reshape(-1, 1, 1, 1) * beta.sqrt() * z
+
+
+def context_mask(n: int, drop_prob: float, device: torch.device | str = "cpu",
+                 generator: torch.Generator | None = None) -> torch.Tensor:
+    """[n, 1] floats: 0 (hide the class) with probability drop_prob, else 1."""
+    return (torch.rand((n, 1), generator=generator, device=device) >= drop_prob).float()
+
+
+def guided_noise(model: nn.Module, x_t: torch.Tensor, t: torch.Tensor, c: torch.Tensor, w: float) -> torch.Tensor:
+    """(1 + w) e_cond - w e_uncond (Ho & Salimans 2022, eq. 6), from one call on the batch stacked twice."""
+    keep = torch.ones(x_t.shape[0], 1, device=x_t.device)
+    e_cond, e_uncond = model(torch.cat([x_t, x_t]), torch.cat([t, t]), torch.cat([c, c]),
+                             torch.cat([keep, torch.zeros_like(keep)])).chunk(2)
+    return (1 + w) * e_cond - w * e_uncond
 
 
 # -- generation and the verdict ---------------------------------------------------------------

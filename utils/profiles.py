@@ -31,6 +31,7 @@ class Profile:
         batch_size: images per step (None: the notebook's own, 128).
         n_samples: images to generate for a sample grid.
         ablation_steps: optimizer steps for each model of an equal-budget comparison.
+        fid_samples: images to generate for a judge-feature FID (0: none, too few to mean anything).
     """
 
     name: ProfileName
@@ -40,15 +41,16 @@ class Profile:
     batch_size: int | None
     n_samples: int
     ablation_steps: int
+    fid_samples: int
 
 
 PROFILES: dict[str, Profile] = {
     "full": Profile("full", train_images=None, epochs=None, max_steps=None, batch_size=None,
-                    n_samples=32, ablation_steps=1500),
+                    n_samples=32, ablation_steps=1500, fid_samples=1000),
     "fast": Profile("fast", train_images=6_400, epochs=2, max_steps=None, batch_size=64,
-                    n_samples=16, ablation_steps=60),
+                    n_samples=16, ablation_steps=60, fid_samples=100),
     "grade": Profile("grade", train_images=256, epochs=1, max_steps=2, batch_size=32,
-                     n_samples=4, ablation_steps=2),
+                     n_samples=4, ablation_steps=2, fid_samples=0),
 }
 
 

@@ -109,3 +109,13 @@ MUTANTS = [
            "x = p_sample(x, t, e_t, betas, alphas, alpha_bars, generator=generator)",
            "x = p_sample(x, t, e_t, betas, alphas, alpha_bars)", ("test_sample_images",)),
 ]
+
+# Answer cells broken together (with their first mutant each) in one run: only their own test cells may
+# fail, so no mistake is charged twice. Every piece that a later cell uses (the schedule in q_sample and
+# p_sample, the mask in the loss, q_sample in the loss, p_sample and guided_noise in the sampler) is broken
+# in some run where that later cell is not.
+ISOLATION_RUNS = [
+    ("schedule", "context_mask", "guided_noise"),
+    ("q_sample", "p_sample", "unet"),
+    ("conditional_loss", "sample_images"),
+]
