@@ -18,18 +18,32 @@ ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
 
-def write_idx_fashion_mnist(root: Path, n_train: int = 64, n_test: int = 16, seed: int = 0) -> Path:
-    """Write a small random FashionMNIST in the official (gzipped IDX) format under root."""
+def write_idx_fashion_mnist(root: Path, n_train: int = 800, n_test: int = 100, seed: int = 0) -> Path:
+    """Write a small made-up FashionMNIST in the official (gzipped IDX) format under root.
+
+    Sized like the offline sample (80 training and 10 test images per class). Each class is a smooth
+    pattern of its own; each image is its class's pattern, shifted by up to 2 pixels, scaled in
+    brightness and with noise added, so a classifier can learn the classes (as notebook 06's judge must)
+    while no two images are alike.
+    """
     raw = root / "FashionMNIST" / "raw"
     raw.mkdir(parents=True, exist_ok=True)
     g = torch.Generator().manual_seed(seed)
+    coarse = torch.rand(10, 1, 7, 7, generator=g)
+    patterns = torch.nn.functional.interpolate(coarse, size=(28, 28), mode="bilinear", align_corners=False)[:, 0]
+    patterns = 255 * (patterns - patterns.amin((1, 2), keepdim=True)) / (
+        patterns.amax((1, 2), keepdim=True) - patterns.amin((1, 2), keepdim=True))
     for prefix, n in (("train", n_train), ("t10k", n_test)):
-        images = torch.randint(0, 256, (n, 28, 28), generator=g, dtype=torch.uint8)
-        labels = torch.arange(n, dtype=torch.uint8) % 10
+        labels = torch.arange(n) % 10
+        shifts = torch.randint(-2, 3, (n, 2), generator=g)
+        images = torch.stack([patterns[k].roll((int(dy), int(dx)), dims=(0, 1))
+                              for k, (dy, dx) in zip(labels.tolist(), shifts)])
+        images = images * (0.8 + 0.4 * torch.rand(n, 1, 1, generator=g)) + 25 * torch.randn(n, 28, 28, generator=g)
+        images = images.clamp(0, 255).round().to(torch.uint8)
         with gzip.open(raw / f"{prefix}-images-idx3-ubyte.gz", "wb") as f:
             f.write(struct.pack(">IIII", 2051, n, 28, 28) + images.numpy().tobytes())
         with gzip.open(raw / f"{prefix}-labels-idx1-ubyte.gz", "wb") as f:
-            f.write(struct.pack(">II", 2049, n) + labels.numpy().tobytes())
+            f.write(struct.pack(">II", 2049, n) + labels.to(torch.uint8).numpy().tobytes())
     return root
 
 

@@ -54,7 +54,7 @@ def artifacts() -> Path:
 
 
 def small_fashion_mnist(root: Path) -> Path:
-    """256 random images in FashionMNIST's layout, unpacked as torchvision reads them: the grade
+    """256 made-up images in FashionMNIST's layout, unpacked as torchvision reads them: the grade
     profile's whole training set, and 8 training steps in the fast profile."""
     write_idx_fashion_mnist(root, n_train=240, n_test=16)
     for packed in (root / "FashionMNIST" / "raw").glob("*.gz"):
