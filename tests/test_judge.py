@@ -7,6 +7,7 @@ training images must be flagged as copies, noise and one image repeated must fai
 from __future__ import annotations
 
 import math
+import re
 import os
 
 import pytest
@@ -161,6 +162,24 @@ def test_fid_table_of_16x16_samples(trained, tmp_path, capsys):
     assert judge.fid_table({"noise": noise}, heldout, reference, folder=tmp_path) is None
     skipped = capsys.readouterr().out
     assert "judge-feature FID skipped" in skipped and "make judge" in skipped
+
+    folder = ensure_judge(stand_in=False)
+    loud = judge.fid_table({"noise x 1e6": noise * 1e6}, heldout, reference, folder=folder)
+    signs = judge.fid_table({"signs of the noise": noise.sign()}, heldout, reference, folder=folder)
+    assert loud["noise x 1e6"] == pytest.approx(signs["signs of the noise"], rel=1e-4), "samples are clamped to [-1, 1]"
+    broken = noise.clone()
+    broken[0, 0, 0, 0] = float("nan")
+    capsys.readouterr()
+    for bad, message in (({"diverged": broken}, "diverged: NaN or infinite"),
+                         ({"one": noise[:1]}, "one: FID needs at least two images, got 1"),
+                         ({"no channel": noise[:, 0]}, "no channel: expected [N, 1, H, W]"),
+                         ({"28x28": torch.zeros(4, 1, 28, 28)}, "28x28: expected [N, 1, H, W] images of the held-out size"),
+                         ({"real images (not the held-out ones)": noise}, "names the reference row")):
+        with pytest.raises(ValueError, match=re.escape(message)):
+            judge.fid_table(bad, heldout, reference, folder=folder)
+        assert capsys.readouterr().out == "", "a bad set is refused before anything is printed"
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        judge.fid(net, broken, heldout)
 
 
 def test_assess_rejects_bad_input(trained):

@@ -76,6 +76,18 @@ def check(condition: bool, message: str) -> None:
         raise CheckFailed(message)
 
 
+def check_written_here(fn, name: str) -> None:
+    """Fail unless the function ``name`` was defined in the notebook (module ``__main__``), not imported.
+
+    The course's finished versions live in ``utils``; an answer cell that imports one (``from utils.judge
+    import q_sample``) has not answered the question.
+    """
+    module = getattr(fn, "__module__", None)
+    check(callable(fn) and module == "__main__",
+          f"{name} must be written in this notebook; this one comes from {module or 'nowhere'}.\n"
+          f"Hint: write def {name}(...) in the answer cell instead of importing the course's version")
+
+
 def check_type(name: str, obj, expected_type, hint: str = "") -> None:
     if not isinstance(obj, expected_type):
         _fail(name, f"a {expected_type.__name__}", f"a {type(obj).__name__}", hint)

@@ -358,6 +358,12 @@ def fid(judge: Judge, images: torch.Tensor, real_images: torch.Tensor) -> float:
 
     if len(images) < 2 or len(real_images) < 2:
         raise ValueError(f"FID needs at least two images on each side, got {len(images)} and {len(real_images)}")
+    for side, batch in (("generated", images), ("real", real_images)):
+        if batch.dim() != 4 or batch.shape[1] != 1:
+            raise ValueError(f"the {side} images must be [N, 1, H, W], got {list(batch.shape)}")
+        if not torch.isfinite(batch).all():
+            raise ValueError(f"the {side} images hold NaN or infinite pixels: a sampler that diverged (check the "
+                             f"reverse step); FID needs finite images")
     if images.shape[1:] != real_images.shape[1:]:
         raise ValueError(f"compare images of one size: {list(images.shape[1:])} and {list(real_images.shape[1:])}; "
                          f"load the real ones with fashion_mnist_tensors(img_size=...) at the model's size")
@@ -370,6 +376,19 @@ def fid(judge: Judge, images: torch.Tensor, real_images: torch.Tensor) -> float:
     return float(metric.compute())
 
 
+REFERENCE_ROW = "real images (not the held-out ones)"
+
+
+def judge_ready(folder: Path | str | None = None) -> bool:
+    """True when a judge has been made (``judge.pt`` in ``folder``, default ``judge_folder()``); else
+    print how to make one and return False. Notebooks ask before they spend time sampling for an FID."""
+    path = Path(folder or judge_folder()) / JUDGE_FILE
+    if not path.exists():
+        print(f"judge-feature FID skipped: no judge at {path}. An instructor makes it once with `make judge` "
+              f"(or set COURSE_JUDGE to the folder that holds {JUDGE_FILE}).")
+    return path.exists()
+
+
 def fid_table(samples: dict[str, torch.Tensor], heldout: torch.Tensor, reference: torch.Tensor,
               folder: Path | str | None = None, seed: int = 0) -> dict[str, float] | None:
     """Print the judge-feature FID of each set of samples against real held-out images, and return it.
@@ -378,10 +397,11 @@ def fid_table(samples: dict[str, torch.Tensor], heldout: torch.Tensor, reference
     split, say), against the same held-out images: what a perfect model would get with this many
     images, since FID is biased upwards for small sets. From every set the same number of images is
     drawn at random (``seed``), as many as the smallest set holds, so the rows of one table compare;
-    numbers from tables of other sizes do not.
+    numbers from tables of other sizes do not. Samples are clamped to [-1, 1] first, the range of
+    real images and of the pictures the notebooks show.
 
     Args:
-        samples: row name -> generated images [N, 1, H, W] in [-1, 1].
+        samples: row name -> generated images [N, 1, H, W] (N >= 2), any float dtype and device.
         heldout, reference: real images [M, 1, H, W] in [-1, 1] at the samples' size (load them with
             ``fashion_mnist_tensors(img_size=H, split="test")`` and ``split="train"``).
         folder: where the judge is (default: ``judge_folder()``).
@@ -391,19 +411,29 @@ def fid_table(samples: dict[str, torch.Tensor], heldout: torch.Tensor, reference
         there is none (``make judge``).
 
     Raises:
-        ValueError: fewer than two images in a set, or sets of different sizes (from ``fid``).
+        ValueError, before anything is printed: a set that is not [N, 1, H, W] at the held-out images'
+        size, holds fewer than two images or non-finite pixels, or a row named like the reference row.
     """
-    try:
-        net, _ = load_judge(folder, device=heldout.device)
-    except JudgeNotFoundError as error:
-        print(f"judge-feature FID skipped: {error}")
+    if REFERENCE_ROW in samples:
+        raise ValueError(f"{REFERENCE_ROW!r} names the reference row; give your samples another name")
+    rows = {REFERENCE_ROW: reference, **samples}
+    for name, images in {"held-out images": heldout, **rows}.items():
+        if images.dim() != 4 or images.shape[1:] != heldout.shape[1:] or heldout.shape[1] != 1:
+            raise ValueError(f"{name}: expected [N, 1, H, W] images of the held-out size "
+                             f"{list(heldout.shape[1:])}, got {list(images.shape)}")
+        if len(images) < 2:
+            raise ValueError(f"{name}: FID needs at least two images, got {len(images)}")
+        if not torch.isfinite(images).all():
+            raise ValueError(f"{name}: NaN or infinite pixels (a sampler that diverged: check the reverse step)")
+    if not judge_ready(folder):
         return None
-    rows = {"real images (not the held-out ones)": reference, **samples}
-    n = min(len(heldout), *(len(images) for images in rows.values()))
+    net, _ = load_judge(folder, device=heldout.device)
+    n = min(len(images) for images in {"held-out": heldout, **rows}.values())
     pick = torch.Generator().manual_seed(seed)
 
     def subset(images: torch.Tensor) -> torch.Tensor:  # data files are often sorted by class: draw, don't slice
-        return images[torch.randperm(len(images), generator=pick)[:n].to(images.device)].to(heldout.device)
+        drawn = images[torch.randperm(len(images), generator=pick)[:n].to(images.device)]
+        return drawn.to(heldout.device, torch.float32).clamp(-1, 1)
 
     real = subset(heldout)
     print(f"judge-feature FID against {n} real held-out images at {heldout.shape[-2]}x{heldout.shape[-1]} "
