@@ -385,13 +385,44 @@ class Outcome:
     stalled_step: int | None = None
     truncated: bool = False
     probe_seconds: float = 0.0
+    nudges: int = 0                            # times a kernel waiting idle was woken
+
+
+def _nudge_kernel(connection_file: str) -> None:
+    """Connect to the kernel afresh and ask for its info, then disconnect.
+
+    ipykernel 7 can leave an execute request unread in its shell socket until some other client
+    connects (ipython/ipykernel#1554): the kernel sits idle and the grader waits for a reply that
+    never comes. A request from a new connection wakes the socket, and the waiting request runs.
+    """
+    from jupyter_client import BlockingKernelClient
+
+    kc = BlockingKernelClient(connection_file=connection_file)
+    try:
+        kc.load_connection_file()
+        kc.start_channels(shell=True, iopub=False, stdin=False, hb=False, control=False)
+        kc.kernel_info()
+        kc.get_shell_msg(timeout=5)
+    except Exception:  # queue.Empty, a dead kernel: the stall limit decides what happens next
+        pass
+    finally:
+        kc.stop_channels()
 
 
 class _Watch:
-    """Trusted-side watchdog: stall, memory, processes and output flood of one kernel tree."""
+    """Trusted-side watchdog: stall, memory, processes and output flood of one kernel tree.
 
-    def __init__(self, limits: Limits):
+    A kernel that waits idle while a cell is running is first nudged (``_nudge_kernel``), once per
+    quiet spell, after ``nudge_seconds``; only if it still does nothing for ``stall_seconds`` is it
+    killed as stalled.
+    """
+
+    def __init__(self, limits: Limits, connection_file: str | None = None):
         self.limits = limits
+        self.connection_file = connection_file
+        self.nudge_seconds = min(10.0, limits.stall_seconds / 3)
+        self.nudges = 0
+        self._nudged_since: float | None = None
         self.root: int | None = None
         self.mark = ""
         self.last_activity = time.monotonic()
@@ -437,6 +468,11 @@ class _Watch:
                 cpu_then, since = cpu, now
             elif now - max(since, self.last_activity) > self.limits.stall_seconds:
                 self.kill("stalled")
+            elif (self.connection_file and now - max(since, self.last_activity) > self.nudge_seconds
+                  and self._nudged_since != max(since, self.last_activity)):
+                self._nudged_since = max(since, self.last_activity)
+                self.nudges += 1
+                _nudge_kernel(self.connection_file)
 
 
 def _client_class():
@@ -564,7 +600,7 @@ def run_plan(plan: Plan, spec: AssignmentSpec, course_root: Path, work: Path, *,
     launcher = [sys.executable, "-m", "grader.sandbox", str(config_path), "--"]
     km = _kernel_manager(launcher, runtime)
     Client = _client_class()
-    watch = _Watch(limits)
+    watch = _Watch(limits, km.connection_file)
     client = Client(plan.nb, km=km, timeout=int(limits.cell_timeout), allow_errors=True,
                     startup_timeout=120, interrupt_on_timeout=False, record_timing=False,
                     resources={"metadata": {"path": str(work)}}, coalesce_streams=True)
@@ -694,6 +730,7 @@ def run_plan(plan: Plan, spec: AssignmentSpec, course_root: Path, work: Path, *,
         outcome.stopped_at = current.index
     finally:
         watch.stop()
+        outcome.nudges = watch.nudges
         if "kernel_log" in locals():
             kernel_log.close()
         try:
@@ -908,6 +945,8 @@ def grade_submission(course_root: Path, assignment: str, student: str, *, submis
     if outcome.truncated:
         log.append("output was cut at the limit")
     log.append(f"integrity probe: {outcome.probe_seconds:.1f} s")
+    if outcome.nudges:
+        log.append(f"woke a kernel that waited idle {outcome.nudges} time(s) (a request left unread)")
     log.append(f"status {outcome.status}; score {sum(s for s, _ in cells.values()):g}/"
                f"{sum(m for _, m in cells.values()):g}; {'sandboxed' if use_sandbox else 'NOT sandboxed'}")
     executed = workdir / "executed.ipynb"
