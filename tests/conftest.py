@@ -69,6 +69,16 @@ def course_environment(tmp_path_factory):
     return data
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """Torch on one thread for a module: small models gain nothing from a second thread, and lose much
+    when the cores are shared."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 MEASURED: list[str] = []
 
 

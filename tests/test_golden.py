@@ -250,13 +250,7 @@ def assert_golden(name: str) -> None:
                                msg=lambda m: f"{name}: values at fixed positions differ from the golden ones\n{m}")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Small models gain nothing from a second thread, and lose much when the cores are shared."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(autouse=True)
