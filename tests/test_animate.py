@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import re
+import struct
 
 import matplotlib.image
 import pytest
@@ -14,8 +15,8 @@ from utils.plotting import animate
 
 
 def frame_pngs(html: str) -> list[bytes]:
-    """The PNG of every frame embedded in the animation's HTML."""
-    encoded = re.findall(r'"data:image/png;base64,(.*?)"', html, re.S)
+    """The PNG of every frame the player's script holds."""
+    encoded = re.findall(r'frames\[\d+\] = "data:image/png;base64,(.*?)"', html, re.S)
     return [base64.b64decode(re.sub(r"\\\n|\s", "", e)) for e in encoded]
 
 
@@ -46,6 +47,18 @@ def test_every_frame_shows_its_whole_title(n_images):
     for png in pngs:
         first, last, width = title_columns(png)
         assert first >= 2 and last <= width - 3, f"title cut off: columns {first}..{last} of {width}"
+
+
+def test_the_image_has_its_size_and_first_frame_before_the_script_runs():
+    # JupyterLab lays out no cell scrolled out of view; an <img> that only the script fills can then
+    # stay 0 x 0 pixels when scrolled back (the browser test measures it on the page).
+    html = animate(torch.rand(3, 2, 1, 16, 16) * 2 - 1, ["a", "b", "c"]).data
+    first = frame_pngs(html)[0]
+    width, height = struct.unpack(">II", first[16:24])
+    tag = re.search(r'<img id="_anim_img\w+"[^>]*>', html).group(0)
+    assert f'width="{width}"' in tag and f'height="{height}"' in tag, tag
+    shown = re.search(r'src="data:image/png;base64,([^"]*)"', tag).group(1)
+    assert base64.b64decode(shown) == first
 
 
 def test_the_player_needs_no_internet():

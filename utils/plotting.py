@@ -4,8 +4,10 @@ Images are tensors in [-1, 1], shape [N, C, H, W]; everything here copies them t
 """
 from __future__ import annotations
 
+import base64
 import math
 import re
+import struct
 from typing import Mapping, Sequence
 
 import matplotlib.pyplot as plt
@@ -167,6 +169,15 @@ def animate(frames: torch.Tensor, labels: Sequence[str] | None = None, interval:
     html = re.sub(r'<link rel="stylesheet"\s+href="https?://[^"]*">', "", html)
     for icon, text in _ANIMATION_ICONS.items():
         html = html.replace(f'<i class="{icon}"></i>', text)
+    # The frame's size, written on the <img>: JupyterLab skips the layout of cells scrolled out of view
+    # (content-visibility), and an image whose source the player's script sets while its cell is out of
+    # view can stay 0 x 0 pixels once scrolled back. A size given up front does not depend on that.
+    first = re.search(r'frames\[0\] = "data:image/png;base64,([^"]*)"', html)
+    png = base64.b64decode(first.group(1).replace("\\\n", ""))
+    frame_w, frame_h = struct.unpack(">II", png[16:24])      # the PNG header's IHDR chunk
+    html = re.sub(r'<img id="(_anim_img\w+)">',
+                  rf'<img id="\1" src="data:image/png;base64,{base64.b64encode(png).decode()}" width="{frame_w}" '
+                  rf'height="{frame_h}" style="display: block; margin: 0 auto" alt="animation frame">', html)
     return HTML(html)
 
 

@@ -9,7 +9,7 @@ import pytest
 from mutants import apply, load
 from playwright.sync_api import expect
 
-from .ui import Notebook, answer_cells, check_cells, nbgrader, solved, source, success_message, without_solution_markers
+from .ui import Notebook, answer_cells, check_cells, graded_cells, nbgrader, solved, source, success_message, without_solution_markers
 
 pytestmark = pytest.mark.browser
 ASSIGNMENT = "01_UNets"
@@ -25,7 +25,7 @@ def notebooks(lab) -> tuple[dict, dict]:
 def test_check_under_an_answer_shows_the_result(page, lab):
     student, instructor = notebooks(lab)
     path = lab.write_notebook(f"student-checks/{ASSIGNMENT}.ipynb", student)
-    answer = answer_cells(student)[0]
+    answer = answer_cells(student, "code")[0]
     check = next(i for i in check_cells(student) if i > answer)
     grade_id = nbgrader(student["cells"][answer])["grade_id"]
     right = solved(student, instructor)["cells"][answer]
@@ -58,8 +58,10 @@ def test_validate_reports_failing_cells_then_success(page, lab):
     results = notebook.validate()
     page.steps.shot("validate-blank")
     expect(results).to_have_class(re.compile(r"\bvalidation-failed\b"))
-    # Every check fails on the blank notebook, and the dialog lists each one.
-    expect(results.get_by_text("The following cell failed")).to_have_count(len(check_cells(student)))
+    # Every check fails on the blank notebook and every written answer is missing; the dialog lists each.
+    expect(results.get_by_text("The following cell failed")).to_have_count(len(graded_cells(student)))
+    expect(results.get_by_text("You did not provide a response")).to_have_count(
+        len(graded_cells(student)) - len(check_cells(student)))
     notebook.close_dialog()
 
     answers = solved(student, instructor)

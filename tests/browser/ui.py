@@ -22,14 +22,25 @@ def nbgrader(cell: dict) -> dict:
     return cell.get("metadata", {}).get("nbgrader", {})
 
 
-def answer_cells(nb: dict) -> list[int]:
-    """Indices of the cells a student fills in."""
-    return [i for i, c in enumerate(nb["cells"]) if nbgrader(c).get("solution") and c["cell_type"] == "code"]
+def answer_cells(nb: dict, cell_type: str | None = None) -> list[int]:
+    """Indices of the cells a student fills in: code answers and written (markdown) answers, or only
+    those of ``cell_type``."""
+    return [i for i, c in enumerate(nb["cells"])
+            if nbgrader(c).get("solution") and cell_type in (None, c["cell_type"])]
 
 
 def check_cells(nb: dict) -> list[int]:
-    """Indices of the graded check cells (the visible tests under the answers)."""
+    """Indices of the graded check cells (the visible tests under the answers): autograded."""
     return [i for i, c in enumerate(nb["cells"]) if nbgrader(c).get("grade") and c["cell_type"] == "code"]
+
+
+def graded_cells(nb: dict) -> list[int]:
+    """Indices of every cell that carries points: the checks and the written answers graded by hand."""
+    return [i for i, c in enumerate(nb["cells"]) if nbgrader(c).get("grade")]
+
+
+def points(nb: dict, cells: list[int]) -> float:
+    return sum(nbgrader(nb["cells"][i])["points"] for i in cells)
 
 
 def source(cell: dict) -> str:
@@ -108,6 +119,8 @@ class Notebook:
         """Replace the cell's text by typing ``text`` into its editor (as a paste: no auto-indent)."""
         cell = self.cell(index)
         cell.scroll_into_view_if_needed()
+        if "jp-MarkdownCell" in (cell.get_attribute("class") or "") and not cell.locator(".cm-content").is_visible():
+            cell.locator(".jp-MarkdownOutput").dblclick()   # a rendered markdown cell opens its editor
         cell.locator(".cm-content").click()
         self.page.keyboard.press("ControlOrMeta+a")
         self.page.keyboard.insert_text(text)
