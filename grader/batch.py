@@ -17,6 +17,9 @@ Where the tasks run:
   course folder at the same path (or at ``worker_course_root``) and the course environment; the
   submissions travel inside the tasks, so the workers need no access to ``submitted/``.
 
+Submissions start longest first (``expected_cost``: earlier runs' times, else the notebooks' size), so
+that a long one does not run alone at the end while the other workers wait.
+
 Re-running grades only submissions that are new or changed since they were last graded: the hash
 covers the submission folder and the assignment's instructor folder (a changed test regrades
 everything). ``force=True`` grades everything again.
@@ -26,9 +29,12 @@ from __future__ import annotations
 import hashlib
 import importlib
 import io
+import json
 import os
+import re
 import shutil
 import socket
+import statistics
 import tarfile
 import tempfile
 import time
@@ -299,6 +305,8 @@ def grade_class(course_root: Path, assignments: list[str], *, jobs: int | None =
     rows: list[Row] = []
     with GradebookWriter(settings.db_url, settings.course_id) as writer:
         tasks = _plan(settings, assignments, students, force, writer, rows, grader, sandbox, worker_course_root)
+        cost = expected_cost(settings.root, sorted({t.assignment for t in tasks}))
+        tasks.sort(key=lambda t: -cost[t.assignment])  # longest first: no long one left alone at the end
         client, own_client = None, False
         if scheduler is not None and tasks:
             from distributed import Client
@@ -320,6 +328,37 @@ def grade_class(course_root: Path, assignments: list[str], *, jobs: int | None =
             if own_client:
                 client.close()
     return Summary(rows, time.perf_counter() - start, workers)
+
+
+def expected_cost(course_root: Path, assignments: list[str]) -> dict[str, float]:
+    """A number per assignment that orders its submissions by how long one takes to grade, so that
+    the longest start first and two workers do not end with one long submission running alone.
+
+    When every assignment has logs of an earlier run (``logs/autograde/<id>/*.log``, which begin with
+    "graded on HOST in X s"), the median of their seconds; otherwise, for all of them, the number of
+    code cells of the instructor's notebook, which orders the course's notebooks roughly as their
+    grading times do. Only the order matters; a wrong guess costs time, never a grade.
+    """
+    def logged(assignment: str) -> list[float]:
+        times = []
+        for log in (course_root / "logs" / "autograde" / assignment).glob("*.log"):
+            with open(log, encoding="utf-8", errors="replace") as f:
+                found = re.match(r"graded on \S* in ([\d.]+) s", f.readline())
+            if found:
+                times.append(float(found.group(1)))
+        return times
+
+    def code_cells(assignment: str) -> float:
+        try:
+            cells = json.loads((course_root / "solutions" / assignment / f"{assignment}.ipynb").read_text())["cells"]
+            return float(sum(c.get("cell_type") == "code" for c in cells))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return 0.0
+
+    times = {a: logged(a) for a in assignments}
+    if all(times.values()):
+        return {a: statistics.median(t) for a, t in times.items()}
+    return {a: code_cells(a) for a in assignments}
 
 
 def _plan(settings: CourseSettings, assignments, students, force, writer, rows, grader, sandbox,

@@ -18,7 +18,7 @@ import pytest
 
 from conftest import ROOT, report
 from course_harness import TempCourse, fill_in, graded_test_cells, nbgrader_meta, read, solution_path
-from grader.batch import Summary, Row, discover, folder_hash, grade_class, pack
+from grader.batch import Summary, Row, discover, expected_cost, folder_hash, grade_class, pack
 from grader.gradebook import course_settings, read_class
 
 A = "01_UNets"
@@ -47,6 +47,29 @@ def test_discover_and_hash(tmp_path):
     (folder / "extra.py").write_text("")
     assert folder_hash(folder) != before, "a new file did not change the hash"
     assert b"extra.py" in pack(folder) and b"x.ipynb" not in pack(folder)
+
+
+def test_longest_assignment_is_expected_first(tmp_path):
+    # Never graded here: the instructor notebooks' code cells order the assignments.
+    for assignment, n_code in (("short", 3), ("long", 9)):
+        folder = tmp_path / "solutions" / assignment
+        folder.mkdir(parents=True)
+        cells = [{"cell_type": "code", "source": ""}] * n_code + [{"cell_type": "markdown", "source": ""}] * 20
+        (folder / f"{assignment}.ipynb").write_text(json.dumps({"cells": cells}))
+    assert expected_cost(tmp_path, ["short", "long", "missing"]) == {"short": 3.0, "long": 9.0, "missing": 0.0}
+
+    # Logged times of earlier runs win, once every assignment has them: here "short" is the slow one.
+    def log(assignment, student, seconds):
+        path = tmp_path / "logs" / "autograde" / assignment / f"{student}.log"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"graded on host in {seconds} s, status graded\nmore lines")
+
+    for student, seconds in (("a", 40.0), ("b", 50.5), ("c", 1000.0)):
+        log("short", student, seconds)
+    assert expected_cost(tmp_path, ["short", "long"]) == {"short": 3.0, "long": 9.0}   # "long" has no log
+    log("long", "a", 12.0)
+    (tmp_path / "logs" / "autograde" / "long" / "broken.log").write_text("grading failed in the grader")
+    assert expected_cost(tmp_path, ["short", "long"]) == {"short": 50.5, "long": 12.0}
 
 
 def test_table_says_who_failed_and_where_the_log_is():
