@@ -48,6 +48,9 @@ from grader.gradebook import CourseSettings, GradebookWriter, course_settings, e
 DEFAULT_GRADER = "grader.grade_one:grade_submission"
 IGNORED = {".ipynb_checkpoints", "__pycache__", ".DS_Store"}
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+# The first line of each submission's log, and how the next run reads its time back (expected_cost).
+LOG_HEADER = "graded on {host} in {seconds:.1f} s, status {status}"
+LOGGED_SECONDS = re.compile(r"graded on \S* in ([\d.]+) s")
 
 
 # ----------------------------------------------------------------------------------------- discovery
@@ -343,7 +346,7 @@ def expected_cost(course_root: Path, assignments: list[str]) -> dict[str, float]
         times = []
         for log in (course_root / "logs" / "autograde" / assignment).glob("*.log"):
             with open(log, encoding="utf-8", errors="replace") as f:
-                found = re.match(r"graded on \S* in ([\d.]+) s", f.readline())
+                found = LOGGED_SECONDS.match(f.readline())
             if found:
                 times.append(float(found.group(1)))
         return times
@@ -403,8 +406,8 @@ def _store(settings: CourseSettings, outcome: Outcome, writer: GradebookWriter) 
                             f"on the next run):\n{outcome.grader_error}")
         return Row(outcome.student, outcome.assignment, "grader_error", flags=["the grader failed; see the log"],
                    log=str(log_path), seconds=outcome.worker_seconds)
-    log_path.write_text(f"graded on {outcome.host} in {result.seconds:.1f} s, status {result.status}\n"
-                        f"{result.log}")
+    log_path.write_text(LOG_HEADER.format(host=outcome.host, seconds=result.seconds, status=result.status)
+                        + f"\n{result.log}")
     if outcome.executed is not None:  # named as nbgrader names it, so generate_feedback finds it
         folder = settings.root / "autograded" / outcome.student / outcome.assignment
         folder.mkdir(parents=True, exist_ok=True)

@@ -169,15 +169,14 @@ def animate(frames: torch.Tensor, labels: Sequence[str] | None = None, interval:
     html = re.sub(r'<link rel="stylesheet"\s+href="https?://[^"]*">', "", html)
     for icon, text in _ANIMATION_ICONS.items():
         html = html.replace(f'<i class="{icon}"></i>', text)
-    # The frame's size, written on the <img>: JupyterLab skips the layout of cells scrolled out of view
-    # (content-visibility), and an image whose source the player's script sets while its cell is out of
-    # view can stay 0 x 0 pixels once scrolled back. A size given up front does not depend on that.
-    first = re.search(r'frames\[0\] = "data:image/png;base64,([^"]*)"', html)
-    png = base64.b64decode(first.group(1).replace("\\\n", ""))
-    frame_w, frame_h = struct.unpack(">II", png[16:24])      # the PNG header's IHDR chunk
+    # The first frame and its size, written on the <img> itself: JupyterLab does not lay out cells
+    # scrolled out of view (content-visibility), and an image that only the player's script fills while
+    # its cell is out of view can stay 0 x 0 pixels once scrolled back.
+    first = re.search(r'frames\[0\] = "data:image/png;base64,([^"]*)"', html).group(1).replace("\\\n", "")
+    frame_w, frame_h = struct.unpack(">II", base64.b64decode(first[:32])[16:24])  # the PNG's IHDR chunk
     html = re.sub(r'<img id="(_anim_img\w+)">',
-                  rf'<img id="\1" src="data:image/png;base64,{base64.b64encode(png).decode()}" width="{frame_w}" '
-                  rf'height="{frame_h}" style="display: block; margin: 0 auto" alt="animation frame">', html)
+                  rf'<img id="\1" src="data:image/png;base64,{first}" width="{frame_w}" height="{frame_h}" '
+                  r'style="display: block; margin: 0 auto" alt="animation frame">', html)
     return HTML(html)
 
 
