@@ -541,10 +541,12 @@ def _font_list() -> Path | None:
     The kernel sees the same system fonts read-only, so the list built here is valid inside it.
     Returns None if it cannot be built (the kernel then builds its own).
     """
-    import atexit
+    from multiprocessing.util import Finalize
 
     folder = Path(tempfile.mkdtemp(prefix="course-fonts-"))
-    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    # Removed when this process exits, also as a worker process (which skips atexit); never by a
+    # forked child, which would otherwise delete its parent's copy.
+    Finalize(None, shutil.rmtree, args=(folder,), kwargs={"ignore_errors": True}, exitpriority=0)
     env = {**os.environ, "MPLCONFIGDIR": str(folder), "MPLBACKEND": "agg"}
     try:
         subprocess.run([sys.executable, "-c", "import matplotlib.font_manager"], env=env, timeout=120,
