@@ -169,6 +169,11 @@ def main(argv: list[str]) -> int:
                                      "load_before": before, "load_after": loadavg()}
             print(f"{mode}: {wall:.0f} s, {60 * total / wall:.2f} submissions/min, statuses {statuses}; "
                   f"load {before} -> {loadavg()}", flush=True)
+            for row in summary.failed:  # a benchmark whose runs disagree says why, before its folder goes
+                log = Path(row.log).read_text(errors="replace") if row.log and Path(row.log).is_file() else ""
+                figures["runs"][mode].setdefault("failed", []).append({**vars(row), "log_text": log})
+                print(f"  {row.student} {row.assignment}: {row.status}; {'; '.join(row.flags)}\n"
+                      + "".join(f"    {line}\n" for line in log.splitlines()[-25:]), flush=True)
 
     runs = figures["runs"]
     if "serial" in runs:
