@@ -549,8 +549,9 @@ def _font_list() -> Path | None:
     Finalize(None, shutil.rmtree, args=(folder,), kwargs={"ignore_errors": True}, exitpriority=0)
     env = {**os.environ, "MPLCONFIGDIR": str(folder), "MPLBACKEND": "agg"}
     try:
-        subprocess.run([sys.executable, "-c", "import matplotlib.font_manager"], env=env, timeout=120,
-                       capture_output=True, check=True)
+        # -I and an empty working folder: nothing but the environment's own matplotlib can load here
+        subprocess.run([sys.executable, "-I", "-c", "import matplotlib.font_manager"], env=env, cwd=folder,
+                       timeout=120, capture_output=True, check=True)
     except (OSError, subprocess.SubprocessError):
         return None
     return next(folder.glob("fontlist-*.json"), None)
