@@ -621,8 +621,9 @@ def run_plan(plan: Plan, spec: AssignmentSpec, course_root: Path, work: Path, *,
         read_only = []
     matplotlib_dir = runtime / "matplotlib"
     matplotlib_dir.mkdir()
-    if _font_list() is not None:
-        shutil.copy2(_font_list(), matplotlib_dir)  # its time too: a kernel that rebuilt it would change that
+    fonts = _font_list()
+    if fonts is not None:
+        shutil.copy2(fonts, matplotlib_dir)  # its time too: a kernel that rebuilt it would change that
     env = _kernel_env(course_root, work, data, mark, python_path, matplotlib_dir)
     config = sb.launcher_config(sandbox=use_sandbox, read_only=read_only, writable=[work, runtime],
                                 env=env, cwd=work, limits=limits)
