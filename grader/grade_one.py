@@ -82,6 +82,10 @@ class SubmissionResult:
     seconds: float
     log: str                                # short human-readable log
     executed_notebook: Path | None          # the executed, rebuilt notebook (instructor-only)
+    # True when the kernel stalled at the same cell on every attempt: a lost message and the
+    # submission's own wait (``time.sleep`` for ever) look the same, so the class-wide runner grades
+    # it once more on its next run before the timeout counts as the submission's.
+    regrade: bool = False
 
     @property
     def score(self) -> float:
@@ -102,6 +106,7 @@ class SubmissionResult:
         data = json.loads(text)
         data["cells"] = {k: (float(v[0]), float(v[1])) for k, v in data["cells"].items()}
         data["executed_notebook"] = Path(data["executed_notebook"]) if data["executed_notebook"] else None
+        data.setdefault("regrade", False)  # results written before the field existed
         return cls(**data)
 
 
@@ -874,9 +879,11 @@ def grade_submission(course_root: Path, assignment: str, student: str, *, submis
             logging.getLogger("grader").warning("%s: %s", _LOUD, why)
             print(f"{_LOUD} ({student}, {assignment}): {why}", file=sys.stderr)
 
+    regrade = False
+
     def finish(status: str, executed: Path | None = None) -> SubmissionResult:
         result = SubmissionResult(student, assignment, status, cells, messages, flags,
-                                  round(time.monotonic() - started, 2), "\n".join(log), executed)
+                                  round(time.monotonic() - started, 2), "\n".join(log), executed, regrade)
         (workdir / "result.json").write_text(result.to_json())
         return result
 
@@ -935,6 +942,7 @@ def grade_submission(course_root: Path, assignment: str, student: str, *, submis
         if last_stall is not None and last_stall == outcome.stalled_step:
             outcome.status = "timeout"
             outcome.reason = "the same cell waited without CPU or output on every attempt"
+            regrade = True
             break
         last_stall = outcome.stalled_step
     plan = attempt_plan

@@ -47,6 +47,13 @@ CLASS_GRADING = Table(
     Column("graded_at", DateTime),
 )
 STATUSES = ("graded", "timeout", "crashed", "out_of_memory", "unreadable", "stalled", "missing")
+# A kernel that waited without CPU or output at the same cell on every attempt timed out either because
+# a message was lost (the grader's fault, rare, random) or because the submission waits for ever (its
+# own fault, every time). The first time, the submission is graded once more on the next run; the
+# second time at the same hash, the timeout stands.
+REGRADE_NEXT = ("stalled at the same cell on every attempt: graded once more on the next run (a lost "
+                "message and the submission's own wait look the same)")
+REGRADE_DONE = "stalled at the same cell again on the next run: the wait is the submission's own"
 
 
 @dataclass(frozen=True)
@@ -160,10 +167,12 @@ class GradebookWriter:
 
     def known_hashes(self, assignment: str) -> dict[str, str]:
         """student -> hash of the submission folder last graded, for ``assignment``."""
-        rows = self.gb.db.execute(select(CLASS_GRADING.c.student, CLASS_GRADING.c.submission_hash)
+        rows = self.gb.db.execute(select(CLASS_GRADING.c.student, CLASS_GRADING.c.submission_hash,
+                                         CLASS_GRADING.c.flags)
                                   .where(CLASS_GRADING.c.assignment == assignment)).all()
         self.gb.db.commit()
-        return {student: digest for student, digest in rows if digest}
+        # a submission waiting for its second try is not known: the next run grades it again
+        return {student: digest for student, digest, flags in rows if digest and REGRADE_NEXT not in json.loads(flags or "[]")}
 
     def record(self, result, submission_hash: str | None = None, log_path: str | None = None,
                timestamp: str | None = None) -> list[str]:
@@ -219,6 +228,12 @@ class GradebookWriter:
         if unknown:
             flags.append(f"cells not in the gradebook: {', '.join(unknown)}")
         key = (CLASS_GRADING.c.assignment == result.assignment) & (CLASS_GRADING.c.student == result.student)
+        if getattr(result, "regrade", False):
+            previous = gb.db.execute(select(CLASS_GRADING.c.submission_hash, CLASS_GRADING.c.flags)
+                                     .where(key)).first()
+            second = previous is not None and submission_hash is not None and \
+                previous[0] == submission_hash and REGRADE_NEXT in json.loads(previous[1])
+            flags.append(REGRADE_DONE if second else REGRADE_NEXT)
         gb.db.execute(delete(CLASS_GRADING).where(key))
         gb.db.execute(insert(CLASS_GRADING).values(
             assignment=result.assignment, student=result.student, status=result.status,

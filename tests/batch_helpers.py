@@ -1,7 +1,7 @@
 """A grader with ``grade_submission``'s signature for the class-grading tests, and their shared data.
 
 - ``fake_grade``: grades instantly from instructions stored in the submitted notebook's metadata
-  (``metadata.fake``: status, cells, messages, sleep, raise), for tests of the batch machinery itself.
+  (``metadata.fake``: status, cells, messages, sleep, raise, regrade), for tests of the batch machinery itself.
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def fake_grade(course_root: Path, assignment: str, student: str, *, submission_d
     cells = {k: tuple(v) for k, v in fake["cells"].items()}
     return SubmissionResult(student, assignment, fake.get("status", "graded"), cells, fake.get("messages", {}),
                             list(fake.get("flags", [])), float(fake.get("seconds", 0.1)), f"fake log of {student}",
-                            executed)
+                            executed, bool(fake.get("regrade", False)))
 
 
 def _points(assignment: str) -> dict[str, float]:

@@ -101,10 +101,11 @@ def make_course(released, tmp_path):
     return course
 
 
-def fake_submission(course, student, scores, status="graded", sleep=0.0, messages=None, broken=False):
+def fake_submission(course, student, scores, status="graded", sleep=0.0, messages=None, broken=False,
+                    regrade=False):
     nb = copy.deepcopy(read(course.root / "notebooks" / A / f"{A}.ipynb"))
     nb["metadata"]["fake"] = {"cells": {k: [s, POINTS[k]] for k, s in scores.items()}, "status": status,
-                              "sleep": sleep, "messages": messages or {}, "raise": broken}
+                              "sleep": sleep, "messages": messages or {}, "raise": broken, "regrade": regrade}
     course.submit(student, A, nb)
 
 
@@ -176,6 +177,37 @@ def test_parallel_batch_writes_each_grade_once_and_skips_unchanged(released_cour
     forced = grade_class(course.root, [A], jobs=2, grader=FAKE, force=True, progress=False)
     assert forced.count("skipped") == 0 and len(forced.rows) == 6
     assert len(gradebook_grades(course.root)) == 6
+
+
+@pytest.mark.slow
+def test_a_stall_on_every_attempt_is_graded_once_more_on_the_next_run(released_course, tmp_path):
+    from grader.gradebook import REGRADE_DONE, REGRADE_NEXT
+
+    course = make_course(released_course, tmp_path)
+    partial = {"test_down_block": 2, "test_up_block": 0}
+    fake_submission(course, "gil", partial, status="timeout", regrade=True)   # stalls every time
+    fake_submission(course, "ivy", partial, status="timeout")                 # a loop that used CPU
+    first = grade_class(course.root, [A], jobs=2, grader=FAKE, progress=False)
+    flags = {r.student: r.flags for r in first.rows}
+    assert REGRADE_NEXT in flags["gil"] and REGRADE_NEXT not in flags["ivy"]
+    assert REGRADE_NEXT in first.table(), "the table must say the submission will be graded again"
+
+    # unchanged, gil is graded again (ivy's timeout is its own and is not); the same stall now stands
+    second = grade_class(course.root, [A], jobs=2, grader=FAKE, progress=False)
+    assert {r.student: r.status for r in second.rows} == {"gil": "timeout", "ivy": "skipped"}
+    flags = {r.student: r.flags for r in second.rows}
+    assert REGRADE_DONE in flags["gil"] and REGRADE_NEXT not in flags["gil"]
+    results, _ = read_class(course_settings(course.root).db_url)
+    stored = {r.student: r for r in results}
+    assert stored["gil"].status == "timeout" and REGRADE_DONE in stored["gil"].flags
+
+    third = grade_class(course.root, [A], jobs=2, grader=FAKE, progress=False)
+    assert {r.student: r.status for r in third.rows} == {"gil": "skipped", "ivy": "skipped"}
+    # a changed submission starts again: one more chance after its own first stall
+    fake_submission(course, "gil", {"test_down_block": 2}, status="timeout", regrade=True)
+    fourth = grade_class(course.root, [A], jobs=2, grader=FAKE, progress=False)
+    assert REGRADE_NEXT in next(r.flags for r in fourth.rows if r.student == "gil")
+    assert gradebook_grades(course.root)["gil"]["test_down_block"] == 2.0
 
 
 @pytest.mark.slow

@@ -141,6 +141,9 @@ def test_hostile_batch(tmp_path):
             problems.append(f"{student}: flags {result.flags}, expected {'a flag' if case.flagged else 'none'}")
         if result.status != expected_status:
             problems.append(f"{student}: status {result.status}, expected {expected_status} ({result.log})")
+        # only a wait without CPU (the sleeper) is left for one more try on the next run
+        if result.regrade != (case.name == "sleeper"):
+            problems.append(f"{student}: regrade {result.regrade}, expected {case.name == 'sleeper'}")
         page = render(result, result.executed_notebook)
         leaks = [s for s in ("BEGIN HIDDEN", "<script", "G.check_fingerprint", "isolated()") if s in page]
         leaks += [v for v in _hidden_literals([case.assignment]) if v in page]
