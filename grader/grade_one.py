@@ -82,9 +82,9 @@ class SubmissionResult:
     seconds: float
     log: str                                # short human-readable log
     executed_notebook: Path | None          # the executed, rebuilt notebook (instructor-only)
-    # True when the kernel stalled at the same cell on every attempt: a lost message and the
-    # submission's own wait (``time.sleep`` for ever) look the same, so the class-wide runner grades
-    # it once more on its next run before the timeout counts as the submission's.
+    # True when the kernel stalled on every attempt: a lost message and the submission's own wait
+    # (``time.sleep`` for ever) look the same, so the class-wide runner grades it once more on its
+    # next run before the result stands.
     regrade: bool = False
 
     @property
@@ -945,6 +945,8 @@ def grade_submission(course_root: Path, assignment: str, student: str, *, submis
             regrade = True
             break
         last_stall = outcome.stalled_step
+    if outcome.status == "stalled":  # stalled at different cells on every attempt: no fault of the submission
+        regrade = True
     plan = attempt_plan
     after = _course_state(course_root, [workdir])
     changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))

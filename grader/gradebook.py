@@ -47,13 +47,13 @@ CLASS_GRADING = Table(
     Column("graded_at", DateTime),
 )
 STATUSES = ("graded", "timeout", "crashed", "out_of_memory", "unreadable", "stalled", "missing")
-# A kernel that waited without CPU or output at the same cell on every attempt timed out either because
-# a message was lost (the grader's fault, rare, random) or because the submission waits for ever (its
-# own fault, every time). The first time, the submission is graded once more on the next run; the
-# second time at the same hash, the timeout stands.
-REGRADE_NEXT = ("stalled at the same cell on every attempt: graded once more on the next run (a lost "
-                "message and the submission's own wait look the same)")
-REGRADE_DONE = "stalled at the same cell again on the next run: the wait is the submission's own"
+# A kernel that waited without CPU or output on every attempt stopped either because a message was
+# lost (the grader's fault: rare, by chance) or because the submission waits for ever (its own fault,
+# every time). The first time, the submission is graded once more on the next run; the second time at
+# the same hash, the result stands.
+REGRADE_NEXT = ("the kernel stalled (no CPU, no output) on every attempt: graded once more on the next run "
+                "(a lost message and the submission's own wait look the same)")
+REGRADE_DONE = "the kernel stalled again on the next run: the wait is taken as the submission's own"
 
 
 @dataclass(frozen=True)
