@@ -269,10 +269,21 @@ def marked_processes(mark: str) -> list[int]:
     return found
 
 
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` exists and is not a zombie (killed and waiting for its parent to read its status)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return False
+    return data[data.rfind(b")") + 2:data.rfind(b")") + 3] not in (b"Z", b"X")
+
+
 def kill_tree(root: int, include_root: bool = True, mark: str | None = None) -> None:
     """SIGKILL everything below ``root`` (and ``root``), and every process marked with ``mark``."""
     for _ in range(3):
         pids = descendants(root) + ([root] if include_root else []) + (marked_processes(mark) if mark else [])
+        pids = [pid for pid in pids if _alive(pid)]  # zombies are dead already: no reason to wait for them
         if not pids:
             return
         for pid in pids:
