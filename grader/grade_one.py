@@ -17,7 +17,9 @@ What happens, in order:
    a time; the hidden part of each test cell runs as a separate request, so the grader knows
    whether a failure was visible or hidden. After each cell a probe reports what changed in the
    kernel. A kernel with no CPU and no message for ``Limits.stall_seconds`` has stalled: it is
-   killed and the submission graded again from the start; it is never scored as the student's.
+   killed and the submission graded again from the start. A stall on every attempt gives status
+   "timeout" (the same cell each time) or "stalled" with ``result.regrade`` set: the gradebook has
+   the next run grade it once more, and only a second such result at the same hash stands.
 5. Each test cell scores its points if it ran without an error and no tampering came before it,
    else 0. A kernel that dies, runs out of time or memory keeps the points of the cells before.
 

@@ -50,10 +50,20 @@ STATUSES = ("graded", "timeout", "crashed", "out_of_memory", "unreadable", "stal
 # A kernel that waited without CPU or output on every attempt stopped either because a message was
 # lost (the grader's fault: rare, by chance) or because the submission waits for ever (its own fault,
 # every time). The first time, the submission is graded once more on the next run; the second time at
-# the same hash, the result stands.
-REGRADE_NEXT = ("the kernel stalled (no CPU, no output) on every attempt: graded once more on the next run "
-                "(a lost message and the submission's own wait look the same)")
-REGRADE_DONE = "the kernel stalled again on the next run: the wait is taken as the submission's own"
+# the same hash, the result stands (a forced run does not start the cycle again). The flags are matched
+# by their tag, so the sentences after it can be reworded without losing the state of stored rows.
+REGRADE_NEXT_TAG = "regrade next:"
+REGRADE_DONE_TAG = "regrade done:"
+REGRADE_NEXT = (f"{REGRADE_NEXT_TAG} the kernel stalled (no CPU, no output) on every attempt; graded once more "
+                "on the next run (a lost message and the submission's own wait look the same)")
+REGRADE_DONE = f"{REGRADE_DONE_TAG} the kernel stalled again on the next run; the wait is taken as the submission's own"
+
+
+def has_flag(flags: list[str] | str | None, tag: str) -> bool:
+    """Whether ``flags`` (a list, or its JSON as stored) hold a flag that starts with ``tag``."""
+    if isinstance(flags, str) or flags is None:
+        flags = json.loads(flags or "[]")
+    return any(flag.startswith(tag) for flag in flags)
 
 
 @dataclass(frozen=True)
@@ -172,7 +182,7 @@ class GradebookWriter:
                                   .where(CLASS_GRADING.c.assignment == assignment)).all()
         self.gb.db.commit()
         # a submission waiting for its second try is not known: the next run grades it again
-        return {student: digest for student, digest, flags in rows if digest and REGRADE_NEXT not in json.loads(flags or "[]")}
+        return {student: digest for student, digest, flags in rows if digest and not has_flag(flags, REGRADE_NEXT_TAG)}
 
     def record(self, result, submission_hash: str | None = None, log_path: str | None = None,
                timestamp: str | None = None) -> list[str]:
@@ -232,7 +242,8 @@ class GradebookWriter:
             previous = gb.db.execute(select(CLASS_GRADING.c.submission_hash, CLASS_GRADING.c.flags)
                                      .where(key)).first()
             second = previous is not None and submission_hash is not None and \
-                previous[0] == submission_hash and REGRADE_NEXT in json.loads(previous[1])
+                previous[0] == submission_hash and (has_flag(previous[1], REGRADE_NEXT_TAG)
+                                                    or has_flag(previous[1], REGRADE_DONE_TAG))
             flags.append(REGRADE_DONE if second else REGRADE_NEXT)
         gb.db.execute(delete(CLASS_GRADING).where(key))
         gb.db.execute(insert(CLASS_GRADING).values(

@@ -254,29 +254,50 @@ def tree_usage(root: int) -> tuple[float, int, int]:
     return cpu, rss, count
 
 
+def _read_environ(pid: str) -> bytes:
+    """``pid``'s environment; through a live thread where the main thread has exited (a zombie leader)."""
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            return f.read()
+    except OSError:
+        pass
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return b""
+    for tid in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/environ", "rb") as f:
+                return f.read()
+        except OSError:
+            pass
+    return b""
+
+
 def marked_processes(mark: str) -> list[int]:
     """Processes whose environment carries ``RUN_MARK=mark`` (stragglers that left the tree)."""
     needle = f"{RUN_MARK}={mark}".encode()
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit() and int(entry) != os.getpid():
-            try:
-                with open(f"/proc/{entry}/environ", "rb") as f:
-                    if needle in f.read().split(b"\0"):
-                        found.append(int(entry))
-            except OSError:
-                pass
-    return found
+    return [int(entry) for entry in os.listdir("/proc")
+            if entry.isdigit() and int(entry) != os.getpid() and needle in _read_environ(entry).split(b"\0")]
 
 
 def _alive(pid: int) -> bool:
-    """Whether ``pid`` exists and is not a zombie (killed and waiting for its parent to read its status)."""
+    """Whether any thread of ``pid`` is still running: not a zombie waiting for its parent to read its
+    status. A process whose main thread has exited shows as a zombie while its other threads run on."""
     try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
+        tasks = os.listdir(f"/proc/{pid}/task")
     except OSError:
         return False
-    return data[data.rfind(b")") + 2:data.rfind(b")") + 3] not in (b"Z", b"X")
+    for tid in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat", "rb") as f:
+                data = f.read()
+        except OSError:
+            continue
+        end = data.rfind(b")")
+        if data[end + 2:end + 3] not in (b"Z", b"X"):
+            return True
+    return False
 
 
 def kill_tree(root: int, include_root: bool = True, mark: str | None = None) -> None:

@@ -203,6 +203,12 @@ def test_a_stall_on_every_attempt_is_graded_once_more_on_the_next_run(released_c
 
     third = grade_class(course.root, [A], jobs=2, grader=FAKE, progress=False)
     assert {r.student: r.status for r in third.rows} == {"gil": "skipped", "ivy": "skipped"}
+    # a forced run grades everyone; the same stall at the same hash stands and does not ask for more
+    forced = grade_class(course.root, [A], jobs=2, grader=FAKE, progress=False, force=True)
+    flags = {r.student: r.flags for r in forced.rows}
+    assert REGRADE_DONE in flags["gil"] and REGRADE_NEXT not in flags["gil"]
+    after = grade_class(course.root, [A], jobs=2, grader=FAKE, progress=False)
+    assert {r.student: r.status for r in after.rows} == {"gil": "skipped", "ivy": "skipped"}
     # a changed submission starts again: one more chance after its own first stall
     fake_submission(course, "gil", {"test_down_block": 2}, status="timeout", regrade=True)
     fourth = grade_class(course.root, [A], jobs=2, grader=FAKE, progress=False)
