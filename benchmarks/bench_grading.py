@@ -47,6 +47,17 @@ def meta(cell: dict) -> dict:
     return cell.get("metadata", {}).get("nbgrader", {})
 
 
+def slow_rows(rows, factor: float = 2.5, margin: float = 20.0) -> list:
+    """Rows that took more than ``factor`` times their assignment's median and ``margin`` s more."""
+    by_assignment: dict[str, list[float]] = {}
+    for row in rows:
+        if row.seconds is not None:
+            by_assignment.setdefault(row.assignment, []).append(row.seconds)
+    medians = {a: statistics.median(seconds) for a, seconds in by_assignment.items()}
+    return [row for row in rows if row.seconds is not None
+            and row.seconds > max(factor * medians[row.assignment], medians[row.assignment] + margin)]
+
+
 def make_course(root: Path, assignments: list[str]) -> dict[str, dict]:
     """A course under ``root`` with ``assignments`` released; returns the released notebooks."""
     root.mkdir(parents=True)
@@ -169,6 +180,11 @@ def main(argv: list[str]) -> int:
                                      "load_before": before, "load_after": loadavg()}
             print(f"{mode}: {wall:.0f} s, {60 * total / wall:.2f} submissions/min, statuses {statuses}; "
                   f"load {before} -> {loadavg()}", flush=True)
+            for row in slow_rows(summary.rows):  # what a run's outliers waited for, before the folder goes
+                log = Path(row.log).read_text(errors="replace") if row.log and Path(row.log).is_file() else ""
+                figures["runs"][mode].setdefault("slow", []).append({**vars(row), "log_text": log})
+                print(f"  slow: {row.student} {row.assignment}: {row.seconds:.0f} s\n"
+                      + "".join(f"    {line}\n" for line in log.splitlines()[-12:]), flush=True)
             for row in summary.failed:  # a benchmark whose runs disagree says why, before its folder goes
                 log = Path(row.log).read_text(errors="replace") if row.log and Path(row.log).is_file() else ""
                 figures["runs"][mode].setdefault("failed", []).append({**vars(row), "log_text": log})
