@@ -62,8 +62,11 @@ REGRADE_DONE = f"{REGRADE_DONE_TAG} the kernel stalled again on the next run; th
 def has_flag(flags: list[str] | str | None, tag: str) -> bool:
     """Whether ``flags`` (a list, or its JSON as stored) hold a flag that starts with ``tag``."""
     if isinstance(flags, str) or flags is None:
-        flags = json.loads(flags or "[]")
-    return any(flag.startswith(tag) for flag in flags)
+        try:
+            flags = json.loads(flags or "[]")
+        except ValueError:
+            return False
+    return isinstance(flags, list) and any(isinstance(flag, str) and flag.startswith(tag) for flag in flags)
 
 
 @dataclass(frozen=True)

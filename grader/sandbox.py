@@ -255,22 +255,29 @@ def tree_usage(root: int) -> tuple[float, int, int]:
 
 
 def _read_environ(pid: str) -> bytes:
-    """``pid``'s environment; through a live thread where the main thread has exited (a zombie leader)."""
+    """``pid``'s environment; through a live thread where the main thread has exited (a zombie leader,
+    whose own environ reads empty or fails, depending on the kernel)."""
     try:
         with open(f"/proc/{pid}/environ", "rb") as f:
-            return f.read()
+            data = f.read()
+        if data:
+            return data
+    except PermissionError:
+        return b""  # another user's process: none of its threads can be read either
     except OSError:
         pass
     try:
-        tasks = os.listdir(f"/proc/{pid}/task")
+        tasks = [tid for tid in os.listdir(f"/proc/{pid}/task") if tid != pid]
     except OSError:
         return b""
     for tid in tasks:
         try:
             with open(f"/proc/{pid}/task/{tid}/environ", "rb") as f:
-                return f.read()
+                data = f.read()
         except OSError:
-            pass
+            continue
+        if data:
+            return data
     return b""
 
 

@@ -53,6 +53,7 @@ def test_kill_tree_kills_a_process_whose_main_thread_has_exited():
     mark = f"test-{os.getpid()}"
     env = {**os.environ, RUN_MARK: mark}
     parent = subprocess.Popen([sys.executable, "-c", PARENT, HALF_DEAD], stdout=subprocess.PIPE, env=env)
+    child = None
     try:
         child = int(parent.stdout.readline())
         deadline = time.monotonic() + 30
@@ -67,5 +68,10 @@ def test_kill_tree_kills_a_process_whose_main_thread_has_exited():
             assert time.monotonic() < deadline, f"a thread outlived kill_tree: {thread_states(child)}"
             time.sleep(0.05)
     finally:
-        parent.kill()
+        for pid in (parent.pid, child):
+            try:
+                if pid:
+                    os.kill(pid, 9)
+            except ProcessLookupError:
+                pass
         parent.wait()
