@@ -58,6 +58,14 @@ def slow_rows(rows, factor: float = 2.5, margin: float = 20.0) -> list:
             and row.seconds > max(factor * medians[row.assignment], medians[row.assignment] + margin)]
 
 
+def keep_log(run: dict, kind: str, row, headline: str, tail: int) -> None:
+    """Store ``row`` with its log under ``run[kind]`` and print the headline and the log's last lines."""
+    log = Path(row.log).read_text(errors="replace") if row.log and Path(row.log).is_file() else ""
+    run.setdefault(kind, []).append({**vars(row), "log_text": log})
+    print(f"  {row.student} {row.assignment}: {headline}\n"
+          + "".join(f"    {line}\n" for line in log.splitlines()[-tail:]), flush=True)
+
+
 def make_course(root: Path, assignments: list[str]) -> dict[str, dict]:
     """A course under ``root`` with ``assignments`` released; returns the released notebooks."""
     root.mkdir(parents=True)
@@ -180,16 +188,11 @@ def main(argv: list[str]) -> int:
                                      "load_before": before, "load_after": loadavg()}
             print(f"{mode}: {wall:.0f} s, {60 * total / wall:.2f} submissions/min, statuses {statuses}; "
                   f"load {before} -> {loadavg()}", flush=True)
-            for row in slow_rows(summary.rows):  # what a run's outliers waited for, before the folder goes
-                log = Path(row.log).read_text(errors="replace") if row.log and Path(row.log).is_file() else ""
-                figures["runs"][mode].setdefault("slow", []).append({**vars(row), "log_text": log})
-                print(f"  slow: {row.student} {row.assignment}: {row.seconds:.0f} s\n"
-                      + "".join(f"    {line}\n" for line in log.splitlines()[-12:]), flush=True)
-            for row in summary.failed:  # a benchmark whose runs disagree says why, before its folder goes
-                log = Path(row.log).read_text(errors="replace") if row.log and Path(row.log).is_file() else ""
-                figures["runs"][mode].setdefault("failed", []).append({**vars(row), "log_text": log})
-                print(f"  {row.student} {row.assignment}: {row.status}; {'; '.join(row.flags)}\n"
-                      + "".join(f"    {line}\n" for line in log.splitlines()[-25:]), flush=True)
+            # a run's outliers and failures say why, before the course folder and its logs go
+            for row in slow_rows(summary.rows):
+                keep_log(figures["runs"][mode], "slow", row, f"slow: {row.seconds:.0f} s", tail=12)
+            for row in summary.failed:
+                keep_log(figures["runs"][mode], "failed", row, f"{row.status}; {'; '.join(row.flags)}", tail=25)
 
     runs = figures["runs"]
     if "serial" in runs:

@@ -59,8 +59,8 @@ REGRADE_NEXT = (f"{REGRADE_NEXT_TAG} the kernel stalled (no CPU, no output) on e
 REGRADE_DONE = f"{REGRADE_DONE_TAG} the kernel stalled again on the next run; the wait is taken as the submission's own"
 
 
-def has_flag(flags: list[str] | str | None, tag: str) -> bool:
-    """Whether ``flags`` (a list, or its JSON as stored) hold a flag that starts with ``tag``."""
+def has_flag(flags: list[str] | str | None, tag: str | tuple[str, ...]) -> bool:
+    """Whether ``flags`` (a list, or its JSON as stored) hold a flag that starts with ``tag`` (or one of them)."""
     if isinstance(flags, str) or flags is None:
         try:
             flags = json.loads(flags or "[]")
@@ -245,8 +245,7 @@ class GradebookWriter:
             previous = gb.db.execute(select(CLASS_GRADING.c.submission_hash, CLASS_GRADING.c.flags)
                                      .where(key)).first()
             second = previous is not None and submission_hash is not None and \
-                previous[0] == submission_hash and (has_flag(previous[1], REGRADE_NEXT_TAG)
-                                                    or has_flag(previous[1], REGRADE_DONE_TAG))
+                previous[0] == submission_hash and has_flag(previous[1], (REGRADE_NEXT_TAG, REGRADE_DONE_TAG))
             flags.append(REGRADE_DONE if second else REGRADE_NEXT)
         gb.db.execute(delete(CLASS_GRADING).where(key))
         gb.db.execute(insert(CLASS_GRADING).values(

@@ -32,6 +32,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -254,6 +255,22 @@ def tree_usage(root: int) -> tuple[float, int, int]:
     return cpu, rss, count
 
 
+def _thread_files(pid: int | str, name: str, skip_leader: bool = False) -> Iterator[bytes]:
+    """The contents of ``/proc/PID/task/TID/name`` for each thread of ``pid`` still there."""
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return
+    for tid in tasks:
+        if skip_leader and tid == str(pid):
+            continue
+        try:
+            with open(f"/proc/{pid}/task/{tid}/{name}", "rb") as f:
+                yield f.read()
+        except OSError:
+            continue
+
+
 def _read_environ(pid: str) -> bytes:
     """``pid``'s environment; through a live thread where the main thread has exited (a zombie leader,
     whose own environ reads empty or fails, depending on the kernel)."""
@@ -266,19 +283,7 @@ def _read_environ(pid: str) -> bytes:
         return b""  # another user's process: none of its threads can be read either
     except OSError:
         pass
-    try:
-        tasks = [tid for tid in os.listdir(f"/proc/{pid}/task") if tid != pid]
-    except OSError:
-        return b""
-    for tid in tasks:
-        try:
-            with open(f"/proc/{pid}/task/{tid}/environ", "rb") as f:
-                data = f.read()
-        except OSError:
-            continue
-        if data:
-            return data
-    return b""
+    return next((data for data in _thread_files(pid, "environ", skip_leader=True) if data), b"")
 
 
 def marked_processes(mark: str) -> list[int]:
@@ -291,20 +296,13 @@ def marked_processes(mark: str) -> list[int]:
 def _alive(pid: int) -> bool:
     """Whether any thread of ``pid`` is still running: not a zombie waiting for its parent to read its
     status. A process whose main thread has exited shows as a zombie while its other threads run on."""
-    try:
-        tasks = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return False
-    for tid in tasks:
-        try:
-            with open(f"/proc/{pid}/task/{tid}/stat", "rb") as f:
-                data = f.read()
-        except OSError:
-            continue
-        end = data.rfind(b")")
-        if data[end + 2:end + 3] not in (b"Z", b"X"):
-            return True
-    return False
+    return any(_state(stat) not in (b"Z", b"X") for stat in _thread_files(pid, "stat"))
+
+
+def _state(stat: bytes) -> bytes:
+    """The state letter of a ``/proc/.../stat`` line (after the command name, which may hold ")")."""
+    end = stat.rfind(b")")
+    return stat[end + 2:end + 3]
 
 
 def kill_tree(root: int, include_root: bool = True, mark: str | None = None) -> None:

@@ -24,29 +24,32 @@ time.sleep(600)
 """
 
 
+def state(stat: bytes) -> str:
+    """The state letter of a /proc stat line."""
+    return stat[stat.rfind(b")") + 2:stat.rfind(b")") + 3].decode()
+
+
+def read(path: str) -> bytes | None:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError:
+        return None
+
+
 def thread_states(pid: int) -> list[str]:
     """The state letter of each thread of ``pid`` (none once it is gone)."""
-    states = []
     try:
         tasks = os.listdir(f"/proc/{pid}/task")
     except OSError:
-        return states
-    for tid in tasks:
-        try:
-            data = open(f"/proc/{pid}/task/{tid}/stat", "rb").read()
-        except OSError:
-            continue
-        states.append(data[data.rfind(b")") + 2:data.rfind(b")") + 3].decode())
-    return states
+        return []
+    return [state(data) for tid in tasks if (data := read(f"/proc/{pid}/task/{tid}/stat"))]
 
 
 def main_state(pid: int) -> str:
     """The state letter /proc/PID/stat shows: its main thread's."""
-    try:
-        data = open(f"/proc/{pid}/stat", "rb").read()
-    except OSError:
-        return ""
-    return data[data.rfind(b")") + 2:data.rfind(b")") + 3].decode()
+    data = read(f"/proc/{pid}/stat")
+    return state(data) if data else ""
 
 
 def test_kill_tree_kills_a_process_whose_main_thread_has_exited():
