@@ -61,8 +61,54 @@ def test_a_damaged_gz_file_says_what_to_do(tmp_path):
 
     raw = write_idx_fashion_mnist(tmp_path, n_train=4, n_test=2) / "FashionMNIST" / "raw"
     (raw / "train-images-idx3-ubyte.gz").write_bytes(b"not gzip")
-    with pytest.raises(DataNotFoundError, match="could not decompress"):
+    with pytest.raises(DataNotFoundError, match="could not read .*train-images-idx3-ubyte.gz"):
         fashion_mnist_tensors(root=tmp_path, download=False)
+
+
+def _system_folder(tmp_path, monkeypatch, n_train=12, n_test=4):
+    """A read-only folder laid out as the package dataset-fashion-mnist lays it out (the .gz files
+    directly inside), standing in for the system one, with the course's own folders empty."""
+    from conftest import write_idx_fashion_mnist
+
+    raw = write_idx_fashion_mnist(tmp_path / "pkg", n_train=n_train, n_test=n_test) / "FashionMNIST" / "raw"
+    system = tmp_path / "usr-share-datasets-fashion-mnist"
+    raw.rename(system)
+    for f in system.iterdir():
+        f.chmod(0o444)
+    system.chmod(0o555)
+    monkeypatch.setattr(course_data, "SYSTEM_DATA_DIRS", (system,))
+    monkeypatch.setattr(course_data, "COURSE_ROOT", tmp_path / "course")
+    monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path / "empty"))
+    return system
+
+
+def test_the_system_dataset_is_found_and_nothing_is_written_there(tmp_path, monkeypatch):
+    system = _system_folder(tmp_path, monkeypatch)
+    before = sorted((f.name, f.stat().st_mtime_ns) for f in system.iterdir())
+    assert course_data.find_raw() == system
+    data = fashion_mnist_tensors(img_size=8, download=False)
+    assert data.images.shape == (16, 1, 8, 8) and data.labels.tolist()[:3] == [0, 1, 2]
+    assert len(fashion_mnist(img_size=8, download=False)) == 16
+    assert sorted((f.name, f.stat().st_mtime_ns) for f in system.iterdir()) == before
+    assert not (tmp_path / "empty").exists() and not (tmp_path / "course").exists()
+
+
+def test_the_course_folder_comes_before_the_system_dataset(tmp_path, monkeypatch):
+    from conftest import write_idx_fashion_mnist
+
+    _system_folder(tmp_path, monkeypatch)
+    write_idx_fashion_mnist(tmp_path / "empty", n_train=6, n_test=2)  # COURSE_DATA_DIR now holds data
+    assert len(fashion_mnist_tensors(img_size=8, download=False)) == 8
+
+
+def test_missing_data_names_the_package_and_the_download(tmp_path, monkeypatch):
+    monkeypatch.setattr(course_data, "SYSTEM_DATA_DIRS", (tmp_path / "none",))
+    monkeypatch.setattr(course_data, "COURSE_ROOT", tmp_path / "course")
+    monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path / "empty"))
+    with pytest.raises(DataNotFoundError) as info:
+        fashion_mnist_tensors(download=False)
+    assert "apt-get install dataset-fashion-mnist" in str(info.value)
+    assert "internet" in str(info.value)
 
 
 def test_failed_download_becomes_a_clear_error(tmp_path, monkeypatch):

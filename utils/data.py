@@ -1,7 +1,9 @@
 """FashionMNIST at 16x16 in [-1, 1], train and test sets joined (70,000 images in all).
 
-The data folder is ``$COURSE_DATA_DIR`` if set, else ``data/`` at the top of the course. It holds
-``FashionMNIST/raw/`` as torchvision lays it out. Online, the first use downloads it there.
+Where the files are found, first match wins (``find_raw``): ``$COURSE_DATA_DIR/FashionMNIST/raw``,
+``data/FashionMNIST/raw`` at the top of the course, the system folder of the Debian/Ubuntu package
+``dataset-fashion-mnist`` (read in place, nothing written there); else, online, torchvision
+downloads them into the data folder (``$COURSE_DATA_DIR`` if set, else ``data/``).
 
 Two routes give the same images:
 - ``fashion_mnist()``: torchvision datasets with per-image transforms, for a DataLoader.
@@ -29,6 +31,11 @@ RAW_FILES = (
 )
 
 
+# Debian and Ubuntu ship the official files in the package dataset-fashion-mnist (read-only).
+SYSTEM_DATA_DIRS = (Path("/usr/share/datasets/fashion-mnist"),)
+IDX_MAGIC = {2049: 1, 2051: 3}  # labels: 1 dimension; images: 3 (count, rows, columns)
+
+
 class DataNotFoundError(FileNotFoundError):
     """FashionMNIST is neither on disk nor downloadable; the message says where to put it."""
 
@@ -38,64 +45,95 @@ def data_dir() -> Path:
     return Path(os.environ.get("COURSE_DATA_DIR") or COURSE_ROOT / "data").expanduser().resolve()
 
 
-def _have_raw(root: Path) -> bool:
-    raw = root / "FashionMNIST" / "raw"
+def _has_files(raw: Path) -> bool:
     return all((raw / name).exists() or (raw / f"{name}.gz").exists() for name in RAW_FILES)
 
 
-def _unpack_gz(root: Path) -> None:
-    """Decompress the official ``.gz`` files next to themselves where the plain file is missing
-    (as torchvision's download does; its reader needs the plain files)."""
-    import gzip
-    import shutil
+def find_raw(root: Path | str | None = None) -> Path | None:
+    """The folder that holds the four files (plain or ``.gz``), or None.
 
-    raw = root / "FashionMNIST" / "raw"
-    for name in RAW_FILES:
-        plain, packed = raw / name, raw / f"{name}.gz"
-        if plain.exists() or not packed.exists():
-            continue
-        tmp = plain.with_suffix(".tmp")
-        try:
-            with gzip.open(packed, "rb") as src, open(tmp, "wb") as dst:
-                shutil.copyfileobj(src, dst)
-            tmp.replace(plain)
-        except (OSError, EOFError) as error:
-            tmp.unlink(missing_ok=True)
-            raise DataNotFoundError(
-                f"could not decompress {packed} ({type(error).__name__}: {error}); if the folder is "
-                f"read-only, decompress the .gz files yourself (gunzip -k {raw}/*.gz) into a writable "
-                f"folder and point COURSE_DATA_DIR at it; if the file is damaged, download it again"
-            ) from error
+    With ``root`` given, only ``root/FashionMNIST/raw``. Otherwise the first that holds them of
+    ``$COURSE_DATA_DIR/FashionMNIST/raw``, ``data/FashionMNIST/raw`` and the system folders
+    (``SYSTEM_DATA_DIRS``: the package dataset-fashion-mnist, files read in place, never written).
+    """
+    if root is not None:
+        folders = [Path(root) / "FashionMNIST" / "raw"]
+    else:
+        folders = [data_dir() / "FashionMNIST" / "raw", COURSE_ROOT / "data" / "FashionMNIST" / "raw",
+                   *SYSTEM_DATA_DIRS]
+    return next((folder for folder in folders if _has_files(folder)), None)
+
+
+def read_idx(path: Path) -> torch.Tensor:
+    """An IDX file (LeCun's MNIST format: big-endian header, then uint8 values) as a uint8 tensor;
+    ``path`` may be the plain file or, where that is missing, ``path.gz``.
+
+    Raises:
+        DataNotFoundError: the file is damaged or not an IDX file of unsigned bytes.
+    """
+    import gzip
+    import struct
+
+    source = path if path.exists() else path.with_name(path.name + ".gz")
+    try:
+        with (gzip.open(source, "rb") if source.suffix == ".gz" else open(source, "rb")) as f:
+            raw = f.read()
+        magic = struct.unpack(">I", raw[:4])[0]
+        dims = struct.unpack(f">{IDX_MAGIC[magic]}I", raw[4:4 + 4 * IDX_MAGIC[magic]])
+        values = torch.frombuffer(bytearray(raw[4 + 4 * len(dims):]), dtype=torch.uint8)
+        return values.reshape(dims)
+    except (OSError, EOFError, KeyError, struct.error, RuntimeError) as error:
+        raise DataNotFoundError(
+            f"could not read {source} ({type(error).__name__}: {error}); the file is damaged or not "
+            f"FashionMNIST: delete it and download it again, or reinstall dataset-fashion-mnist"
+        ) from error
 
 
 def _missing_message(root: Path, reason: str) -> str:
     raw = root / "FashionMNIST" / "raw"
     return (
         f"FashionMNIST is not in {raw} and could not be downloaded ({reason}).\n"
-        f"Put the four files {', '.join(RAW_FILES)} (or their .gz versions) in {raw}, "
+        f"Either connect to the internet and run this cell again (torchvision downloads it there), "
+        f"or, offline on Debian or Ubuntu, install the package: sudo apt-get install "
+        f"dataset-fashion-mnist (the course then reads {SYSTEM_DATA_DIRS[0]}); "
+        f"or put the four files {', '.join(RAW_FILES)} (or their .gz versions) in {raw}, "
         f"or point the COURSE_DATA_DIR environment variable at a folder that contains "
         f"FashionMNIST/raw/, then run this cell again."
     )
 
 
-def _datasets(root: Path | None, download: bool, transform=None):
-    from torchvision import datasets
-
-    root = Path(root) if root is not None else data_dir()
-    if not _have_raw(root):
+def _splits(root: Path | str | None, download: bool) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """[(images [N, 28, 28] uint8, labels [N] long)] for the train and test splits."""
+    raw = find_raw(root)
+    if raw is None:
+        target = Path(root) if root is not None else data_dir()
         if not download:
-            raise DataNotFoundError(_missing_message(root, "downloading was switched off"))
+            raise DataNotFoundError(_missing_message(target, "downloading was switched off"))
+        from torchvision import datasets
         try:
-            datasets.FashionMNIST(root, train=True, download=True)
-            datasets.FashionMNIST(root, train=False, download=True)
+            for split in (True, False):
+                datasets.FashionMNIST(target, train=split, download=True)
         except Exception as error:  # no network, a proxy, a mirror down: all end the same way
-            raise DataNotFoundError(_missing_message(root, f"{type(error).__name__}: {error}")) from error
-    _unpack_gz(root)
-    try:
-        return [datasets.FashionMNIST(root, train=split, download=False, transform=transform)
-                for split in (True, False)]
-    except RuntimeError as error:  # torchvision found the files but could not read them
-        raise DataNotFoundError(_missing_message(root, f"the files there are unreadable: {error}")) from error
+            raise DataNotFoundError(_missing_message(target, f"{type(error).__name__}: {error}")) from error
+        raw = target / "FashionMNIST" / "raw"
+    return [(read_idx(raw / f"{prefix}-images-idx3-ubyte"), read_idx(raw / f"{prefix}-labels-idx1-ubyte").long())
+            for prefix in ("train", "t10k")]
+
+
+class _ImageDataset(torch.utils.data.Dataset):
+    """(transform(PIL image), label) pairs from uint8 images [N, 28, 28], as torchvision's MNIST gives."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, transform=None):
+        self.images, self.labels, self.transform = images, labels, transform
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int):
+        from PIL import Image
+
+        image = Image.fromarray(self.images[index].numpy(), mode="L")
+        return (self.transform(image) if self.transform else image), int(self.labels[index])
 
 
 def image_transform(img_size: int = 16, flip: bool = True):
@@ -114,7 +152,8 @@ def fashion_mnist(img_size: int = 16, root: Path | str | None = None, download: 
     """The joined train and test sets as a torch Dataset of (image [1, S, S], label) pairs."""
     from torch.utils.data import ConcatDataset
 
-    return ConcatDataset(_datasets(root, download, image_transform(img_size, flip)))
+    transform = image_transform(img_size, flip)
+    return ConcatDataset([_ImageDataset(images, labels, transform) for images, labels in _splits(root, download)])
 
 
 @dataclass
@@ -147,12 +186,12 @@ def fashion_mnist_tensors(img_size: int = 16, root: Path | str | None = None,
     """
     if split not in ("all", "train", "test"):
         raise ValueError(f"split must be 'all', 'train' or 'test', got {split!r}")
-    parts = _datasets(root, download)
+    parts = _splits(root, download)
     parts = {"all": parts, "train": parts[:1], "test": parts[1:]}[split]
-    raw = torch.cat([d.data for d in parts]).unsqueeze(1).float() / 255.0  # [N, 1, 28, 28]
+    raw = torch.cat([images for images, _ in parts]).unsqueeze(1).float() / 255.0  # [N, 1, 28, 28]
     images = F.interpolate(raw, size=(img_size, img_size), mode="bilinear", antialias=True,
                            align_corners=False)
-    labels = torch.cat([d.targets for d in parts]).long()
+    labels = torch.cat([labels for _, labels in parts])
     return ImageTensors(images.clamp(0, 1) * 2 - 1, labels)
 
 
