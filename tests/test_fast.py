@@ -74,6 +74,7 @@ def eager_losses():
 
 # -- choosing a path ----------------------------------------------------------------------------
 def test_cpu_paths_follow_the_measured_rules(monkeypatch):
+    monkeypatch.setattr(fast, "cpu_has_native_bf16", lambda: False)  # AVX2 / AVX-512 without BF16
     train_path = choose_path("cpu", "train")
     assert train_path.channels_last and not train_path.inference_mode
     assert not (train_path.cudagraphs or train_path.autocast_dtype or train_path.fused_adam)
@@ -89,6 +90,42 @@ def test_cpu_paths_follow_the_measured_rules(monkeypatch):
     assert not choose_path("cpu", "sample", steps=5_000).compile
     monkeypatch.setattr(fast, "cpu_has_avx512", lambda: False)
     assert not choose_path("cpu", "train", steps=5_000).compile
+
+
+def test_native_bf16_cpus_time_four_candidates(monkeypatch):
+    monkeypatch.setattr(fast, "cpu_has_native_bf16", lambda: True)
+    for purpose in ("train", "sample"):
+        path = choose_path("cpu", purpose, steps=5_000)
+        assert path.measure and not path.is_eager and not path.compile
+        assert path.inference_mode == (purpose == "sample")
+        candidates = fast.cpu_candidates(path)
+        assert {(c.channels_last, c.autocast_dtype) for c in candidates} == {
+            (False, None), (True, None), (False, torch.bfloat16), (True, torch.bfloat16)}
+        assert all(not c.measure and c.inference_mode == path.inference_mode for c in candidates)
+        assert "bfloat16 autocast" in path.description and "fastest of" in path.description
+    monkeypatch.setenv("COURSE_EAGER", "1")
+    assert choose_path("cpu").is_eager
+    monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")  # grading never times anything
+    monkeypatch.delenv("COURSE_EAGER")
+    assert choose_path("cpu", "sample").is_eager
+    assert not fit_to_device(FastPath("cpu", measure=True), "cuda").measure
+
+
+def test_the_probe_keeps_the_quickest_and_remembers_it():
+    from utils import path_probe
+
+    path_probe.forget()
+    seconds = {"a": 0.3, "b": 0.1, "c": 0.2}
+    calls = []
+
+    def time_one(c):
+        calls.append(c)
+        return seconds[c] if len(calls) > 3 else 9.0  # warm-up calls are slow and ignored
+
+    winner, best = path_probe.fastest(list(seconds), time_one, ("key",), rounds=2)
+    assert winner == "b" and best == seconds and len(calls) == 3 + 2 * 3
+    assert path_probe.fastest(list(seconds), lambda c: 1 / 0, ("key",))[0] == "b"  # not timed again
+    path_probe.forget()
 
 
 def test_the_thread_count_is_decided_once_per_process(monkeypatch):
@@ -185,9 +222,18 @@ def test_cuda_only_switches_are_dropped_on_the_cpu():
 
 # -- training on each path ----------------------------------------------------------------------
 def test_default_training_on_cpu_records_its_path(eager_losses):
+    from utils import path_probe
+
+    path_probe.forget()
     model, history = _train(None)
-    assert history.path == choose_path("cpu", steps=STEPS).description
-    _assert_trains_alike(history.losses, eager_losses, FP32_RTOL)
+    default = choose_path("cpu", steps=STEPS)
+    if default.measure:  # a CPU with native bfloat16: the run names what it chose and why
+        assert "timed here" in history.path
+        _assert_trains_alike(history.losses, eager_losses, BF16_RTOL)
+    else:
+        assert history.path == default.description
+        _assert_trains_alike(history.losses, eager_losses, FP32_RTOL)
+    path_probe.forget()
     assert f"path {history.path}" in history.summary()
     assert all(p.is_contiguous() for p in model.parameters())  # weights back in NCHW
 
@@ -207,6 +253,41 @@ def test_bf16_autocast_trains_like_eager_within_bf16_precision(eager_losses):
     assert "bfloat16 autocast" in history.path
     assert all(p.dtype == torch.float32 for p in model.parameters())  # weights stay float32
     _assert_trains_alike(history.losses, eager_losses, BF16_RTOL)
+
+
+def test_a_measured_path_trains_exactly_like_the_path_it_chose(eager_losses):
+    from dataclasses import replace
+
+    from utils import path_probe
+
+    path_probe.forget()
+    model, history = _train(FastPath("cpu", measure=True))
+    assert "timed here" in history.path and "fastest of" not in history.path
+    (winner, best), = path_probe._CHOSEN.values()
+    assert len(best) == 4 and winner.description in history.path
+    # Timing ran on a copy with the random state restored: the run is the chosen path's own run.
+    _, again = _train(replace(winner, reason=""))
+    assert again.losses == history.losses
+    _assert_trains_alike(history.losses, eager_losses, BF16_RTOL)
+    assert all(p.is_contiguous() and p.dtype == torch.float32 for p in model.parameters())
+    path_probe.forget()
+
+
+def test_measured_sampling_stays_close_to_eager(small_model):
+    from utils import path_probe
+
+    path_probe.forget()
+    ddpm = DDPM(T=SMALL["T"])
+    eager = ddpm.sample(small_model, (4, 1, 8, 8), generator=torch.Generator().manual_seed(5), fast=False)
+    with fast.sampling(small_model, "cpu", FastPath("cpu", inference_mode=True, measure=True)) as predict:
+        predict(torch.zeros(4, 1, 8, 8), torch.zeros(4, dtype=torch.long))
+        assert not predict.path.measure and "timed here" in predict.path.reason
+    measured = ddpm.sample(small_model, (4, 1, 8, 8), generator=torch.Generator().manual_seed(5),
+                           fast=FastPath("cpu", inference_mode=True, measure=True))
+    assert measured.images.dtype == torch.float32 and not measured.images.is_inference()
+    assert (measured.images - eager.images).abs().max() < 0.05 * eager.images.abs().max()
+    assert all(p.is_contiguous() for p in small_model.parameters())
+    path_probe.forget()
 
 
 # Compiling forward and backward: 3 min cold on 2 busy cores, 11 s from Inductor's disk cache.

@@ -4,6 +4,7 @@ import torch
 from torch import nn
 
 from utils.ddpm_utils import DDPM
+from utils.fast import FastPath
 from utils.grading import fill_deterministic, wave_input
 from utils.guidance import conditional_loss, context_mask, guided_noise, guided_sample
 from utils.unet_utils import UNet
@@ -154,7 +155,7 @@ def test_guided_sample_follows_the_guided_estimate(small_ddpm):
     c = one_hot([2, 3])
     w = torch.tensor([2.0, -0.5])
     guided = guided_sample(small_ddpm, model, c, w, (1, 4, 4), generator=torch.Generator().manual_seed(6),
-                           n_frames=4)
+                           n_frames=4, fast=FastPath("cpu", inference_mode=True))  # no timing calls
     g = torch.Generator().manual_seed(6)
     x = torch.randn((2, 1, 4, 4), generator=g)
     for i in range(small_ddpm.T - 1, -1, -1):
@@ -164,6 +165,42 @@ def test_guided_sample_follows_the_guided_estimate(small_ddpm):
     assert torch.allclose(guided.images, x, atol=1e-5)
     assert guided.frames.shape == (4, 2, 1, 4, 4)
     assert len(model.calls) == small_ddpm.T  # one batched network call per step
+
+
+class _AutocastSpy(torch.nn.Module):
+    """Predicts zero noise and records whether each call ran under CPU autocast and its layout."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(2, 2, 3)  # a 4-D weight whose two layouts differ
+        self.seen = []
+
+    def forward(self, x_t, t, c, c_mask):
+        self.seen.append((torch.is_autocast_enabled("cpu"), self.conv.weight.is_contiguous(
+            memory_format=torch.channels_last), torch.is_inference_mode_enabled()))
+        return torch.zeros_like(x_t)
+
+
+def test_guided_sample_runs_the_network_on_the_sampling_path(small_ddpm):
+    spy = _AutocastSpy()
+    path = FastPath("cpu", channels_last=True, autocast_dtype=torch.bfloat16, inference_mode=True)
+    trace = guided_sample(small_ddpm, spy, one_hot([1, 2]), 1.0, (1, 4, 4), fast=path)
+    assert spy.seen and all(seen == (True, True, True) for seen in spy.seen)
+    assert not trace.images.is_inference() and trace.images.dtype == torch.float32
+    assert spy.conv.weight.is_contiguous()  # the layout is put back
+    spy.seen.clear()
+    guided_sample(small_ddpm, spy, one_hot([1, 2]), 1.0, (1, 4, 4), fast=False)
+    assert all(seen == (False, False, False) for seen in spy.seen)
+
+
+def test_guided_sample_on_the_default_path_matches_eager_within_bf16_precision(small_ddpm):
+    net = fill_deterministic(UNet(T=small_ddpm.T, img_size=8, down_chs=(8, 32, 32), c_embed_dim=N_CLASSES), seed=4)
+    c = one_hot([0, 3, 7])
+    args = dict(generator=None, n_frames=2)
+    eager = guided_sample(small_ddpm, net, c, 2.0, (1, 8, 8), fast=False,
+                          **{**args, "generator": torch.Generator().manual_seed(8)})
+    default = guided_sample(small_ddpm, net, c, 2.0, (1, 8, 8), **{**args, "generator": torch.Generator().manual_seed(8)})
+    assert (default.images - eager.images).abs().max() < 0.05 * eager.images.abs().max()
 
 
 def test_guided_sample_runs_the_network_in_eval_mode_and_restores_it(small_ddpm):

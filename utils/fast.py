@@ -79,6 +79,8 @@ class FastPath:
         inference_mode: sample under ``torch.inference_mode`` (sampling only).
         fused_adam: use ``torch.optim.Adam(fused=True)`` (training only).
         threads: CPU threads to run with, or None to keep the current count.
+        measure: not decided yet: time ``cpu_candidates`` on the model's first real call and run
+            the fastest (``utils.path_probe``); the other switches are ignored until then.
         reason: why this path, in a few words.
     """
 
@@ -90,18 +92,27 @@ class FastPath:
     inference_mode: bool = False
     fused_adam: bool = False
     threads: int | None = None
+    measure: bool = False
     reason: str = ""
 
     @property
     def is_eager(self) -> bool:
         """True when the maths runs as plain float32 eager PyTorch (the thread count aside)."""
         return not (self.channels_last or self.compile or self.autocast_dtype is not None
-                    or self.inference_mode or self.fused_adam)
+                    or self.inference_mode or self.fused_adam or self.measure)
 
     @property
     def compile_mode(self) -> str | None:
         """The ``mode`` argument for ``torch.compile``."""
         return "reduce-overhead" if self.cudagraphs else None
+
+    @property
+    def switches(self) -> str:
+        """The switches alone, e.g. ``channels_last + bfloat16 autocast`` (``eager float32``)."""
+        parts = [name for on, name in ((self.channels_last, "channels_last"),
+                                       (self.autocast_dtype is not None, "bfloat16 autocast"))
+                 if on]
+        return " + ".join(parts) or "float32"
 
     @property
     def description(self) -> str:
@@ -118,6 +129,8 @@ class FastPath:
         if self.fused_adam:
             parts.append("fused Adam")
         text = " + ".join(parts) if parts else "eager float32"
+        if self.measure:
+            text = "the fastest of " + " | ".join(c.switches for c in cpu_candidates(self))
         if self.threads is not None:
             text += f", {self.threads} thread{'s' if self.threads > 1 else ''}"
         return f"{self.device_type}: {text}" + (f" ({self.reason})" if self.reason else "")
@@ -196,6 +209,25 @@ def cpu_has_avx512() -> bool:
     return torch.backends.cpu.get_cpu_capability().startswith("AVX512")
 
 
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively (AMX tiles or AVX-512 BF16), by PyTorch's own
+    capability query. Without it bfloat16 is emulated and measured 4 to 16 times slower (AVX2)."""
+    cpu = getattr(torch, "cpu", None)
+    try:
+        return bool(cpu._is_amx_tile_supported() or cpu._is_avx512_bf16_supported())
+    except AttributeError:  # an older PyTorch without the query: assume emulation
+        return False
+
+
+def cpu_candidates(path: FastPath) -> list[FastPath]:
+    """The CPU paths worth timing where bfloat16 is native: float32 and bfloat16 autocast, each
+    with and without channels_last (which one wins depends on the network: measured 1.97x for
+    bfloat16 alone on notebook 03's U-Net, 1.45x for bfloat16 + channels_last on 02's)."""
+    base = replace(path, measure=False, compile=False, cudagraphs=False, fused_adam=False, reason="")
+    return [replace(base, channels_last=cl, autocast_dtype=dtype)
+            for dtype in (None, torch.bfloat16) for cl in (False, True)]
+
+
 # -- choosing a path -----------------------------------------------------------------------------
 def choose_path(device: torch.device | str, purpose: Purpose = "train", *,
                 eager: bool | None = None, steps: int | None = None,
@@ -234,6 +266,9 @@ def choose_path(device: torch.device | str, purpose: Purpose = "train", *,
         return FastPath("cuda", channels_last=True, compile=compiled, cudagraphs=compiled,
                         autocast_dtype=torch.bfloat16 if bf16 else None, inference_mode=sampling_,
                         fused_adam=not sampling_, reason=reason)
+    if device_type == "cpu" and cpu_has_native_bf16():
+        return FastPath("cpu", inference_mode=sampling_, threads=threads, measure=True,
+                        reason=why_threads or "native bfloat16: timed on the model's first call")
     if device_type == "cpu":
         compiled = (not sampling_ and long_enough and cpu_has_avx512() and can_compile("cpu"))
         reason = why_threads or ("AVX-512, long run" if compiled else "fastest measured on CPUs")
@@ -250,7 +285,7 @@ def fit_to_device(path: FastPath, device: torch.device | str) -> FastPath:
     if device_type != "cuda":
         changes.update(cudagraphs=False, fused_adam=False)
     if device_type != "cpu":
-        changes["threads"] = None
+        changes.update(threads=None, measure=False)
     if path.compile and not can_compile(device_type):
         changes.update(compile=False, cudagraphs=False)
     if not path.compile:
@@ -302,28 +337,55 @@ def _applied(model, path: FastPath) -> Iterator[Callable]:
     objects, so an optimizer keeps working and ``state_dict()`` keeps its keys); compiling wraps
     the module in ``torch.compile``, which shares its parameters. Plain functions pass through.
     """
-    before = torch.get_num_threads()
     module = model if isinstance(model, nn.Module) else None
     call = model
     if module is not None and path.channels_last:
         module.to(memory_format=torch.channels_last)
     if module is not None and path.compile:
         call = torch.compile(module, mode=path.compile_mode)
-    if path.threads is not None and path.threads != before:
-        torch.set_num_threads(path.threads)
     try:
-        yield call
+        with _threads(path.threads):
+            yield call
+    finally:
+        if module is not None and path.channels_last:
+            module.to(memory_format=torch.contiguous_format)
+
+
+@contextlib.contextmanager
+def _threads(threads: int | None) -> Iterator[None]:
+    """Run with ``threads`` CPU threads (None: as now); the count is restored on exit."""
+    before = torch.get_num_threads()
+    if threads is not None and threads != before:
+        torch.set_num_threads(threads)
+    try:
+        yield
     finally:
         if torch.get_num_threads() != before:
             torch.set_num_threads(before)
-        if module is not None and path.channels_last:
-            module.to(memory_format=torch.contiguous_format)
 
 
 def _autocast(path: FastPath):
     if path.autocast_dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device_type=path.device_type, dtype=path.autocast_dtype)
+
+
+def _settle(model, path: FastPath, purpose: Purpose, step: Callable[[FastPath, Callable], None],
+            inputs, twin=None) -> FastPath:
+    """Time ``step(candidate, call)`` on each of ``cpu_candidates(path)`` (on ``twin`` where given,
+    a copy of ``model`` whose state may change) and return the fastest, its reason giving the times."""
+    from .path_probe import fastest, probe_key, with_reason
+
+    target = model if twin is None else twin
+
+    def time_one(candidate: FastPath) -> float:
+        with _applied(target, candidate) as call:
+            start = time.perf_counter()
+            step(candidate, call)
+            return time.perf_counter() - start
+
+    winner, best = fastest(cpu_candidates(path), time_one, probe_key(model, purpose, inputs, path.threads))
+    return with_reason(winner, best, path.reason)
 
 
 @contextlib.contextmanager
@@ -334,8 +396,10 @@ def sampling(model, device: torch.device | str, fast: bool | FastPath | None = N
     Inside the block no gradients are kept (``inference_mode`` on a fast path, else ``no_grad``)
     and a module is in eval mode (BatchNorm on running statistics); on exit the model's mode,
     weight layout and the thread count are restored. ``predict`` calls the model in its own
-    dtype (a bfloat16 or float16 model gets its input cast) and returns e_t in x_t's dtype.
-    Tensors made inside are inference tensors on a fast path: use ``.clone()`` on what leaves.
+    dtype (a bfloat16 or float16 model gets its input cast) and returns e_t in x_t's dtype, so the
+    reverse chain stays in float32 under bfloat16 autocast. A path still to be measured is timed
+    on the first call (``utils.path_probe``). Tensors made inside are inference tensors on a fast
+    path: use ``.clone()`` on what leaves. ``predict.path`` is the path in use.
 
     Args:
         model: called as ``model(x_t, t, *model_args)``; a module or a plain function.
@@ -344,24 +408,41 @@ def sampling(model, device: torch.device | str, fast: bool | FastPath | None = N
         steps: how many model calls the run makes (for the compile decision).
     """
     path = resolve_path(fast, device, "sample", steps=steps)
+    if path.measure and not isinstance(model, nn.Module):
+        path = replace(cpu_candidates(path)[0], reason="a plain function: nothing to time")
     dtype = module_dtype(model)
     grad = torch.inference_mode() if path.inference_mode else torch.no_grad()
-    with eval_mode(model), _applied(model, path) as call, grad:
-        def predict(x_t: torch.Tensor, t: torch.Tensor, *model_args) -> torch.Tensor:
-            if path.cudagraphs:
+    with eval_mode(model), contextlib.ExitStack() as stack, grad:
+        def run(candidate: FastPath, call, x_t, t, model_args):
+            if candidate.cudagraphs:
                 torch.compiler.cudagraph_mark_step_begin()
-            with _autocast(path):
-                e_t = call(x_t if dtype is None else x_t.to(dtype), t, *model_args)
-            return e_t.to(x_t.dtype)
+            with _autocast(candidate):
+                return call(x_t if dtype is None else x_t.to(dtype), t, *model_args)
 
+        def predict(x_t: torch.Tensor, t: torch.Tensor, *model_args) -> torch.Tensor:
+            if predict.call is None:
+                predict.path = _settle(model, predict.path, "sample",
+                                       lambda c, call: run(c, call, x_t, t, model_args), (x_t, t, *model_args))
+                predict.call = stack.enter_context(_applied(model, predict.path))
+            return run(predict.path, predict.call, x_t, t, model_args).to(x_t.dtype)
+
+        predict.path = path
+        predict.call = None if path.measure else stack.enter_context(_applied(model, path))
+        stack.enter_context(_threads(path.threads))
         yield predict
 
 
 class TrainingRun:
-    """What ``training`` hands back: the model call for the loss, the optimizer and the path."""
+    """What ``training`` hands back: the model call for the loss, the optimizer and the path.
 
-    def __init__(self, model: nn.Module, call: Callable, path: FastPath):
-        self.model, self.call, self.path = model, call, path
+    A path still to be measured is settled by the first ``loss`` call: the candidates are timed on
+    a copy of the model with that batch (the random state restored afterwards), then the fastest
+    is applied to the model itself.
+    """
+
+    def __init__(self, model: nn.Module, path: FastPath, stack: contextlib.ExitStack):
+        self.model, self.path, self._stack = model, path, stack
+        self.call = None if path.measure else stack.enter_context(_applied(model, path))
 
     @property
     def description(self) -> str:
@@ -374,10 +455,29 @@ class TrainingRun:
 
     def loss(self, loss_fn: Callable, batch) -> torch.Tensor:
         """``loss_fn(model, batch)`` on the path: the scalar loss, ready for ``.backward()``."""
+        if self.call is None:
+            self._settle(loss_fn, batch)
         if self.path.cudagraphs:
             torch.compiler.cudagraph_mark_step_begin()
         with _autocast(self.path):
             return loss_fn(self.call, batch)
+
+    def _settle(self, loss_fn: Callable, batch) -> None:
+        import copy
+
+        from .path_probe import kept_rng
+
+        twin = copy.deepcopy(self.model)
+
+        def step(candidate: FastPath, call) -> None:
+            with _autocast(candidate):
+                loss = loss_fn(call, batch)
+            loss.backward()
+            twin.zero_grad(set_to_none=True)
+
+        with kept_rng():
+            self.path = _settle(self.model, self.path, "train", step, batch, twin=twin)
+        self.call = self._stack.enter_context(_applied(self.model, self.path))
 
 
 @contextlib.contextmanager
@@ -393,5 +493,6 @@ def training(model: nn.Module, fast: bool | FastPath | None = None, *,
         steps: how many optimizer steps the run makes, if known (for the compile decision).
     """
     path = resolve_path(fast, module_device(model), "train", steps=steps)
-    with _applied(model, path) as call:
-        yield TrainingRun(model, call, path)
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(_threads(path.threads))
+        yield TrainingRun(model, path, stack)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 
 from .ddpm_utils import DDPM, NoiseModel, SampleTrace, batch_timesteps, per_sample
-from .runtime import eval_mode
+from .fast import FastPath, sampling
 
 
 def context_mask(n: int, drop_prob: float, device: torch.device | str = "cpu",
@@ -94,8 +94,13 @@ def guided_noise(model: NoiseModel, x_t: torch.Tensor, t: torch.Tensor, c: torch
 
 def guided_sample(ddpm: DDPM, model: NoiseModel, c: torch.Tensor, w: float | torch.Tensor,
                   image_shape: tuple[int, int, int], *, generator: torch.Generator | None = None,
-                  n_frames: int = 10, progress: bool = False) -> SampleTrace:
+                  n_frames: int = 10, progress: bool = False,
+                  fast: bool | FastPath | None = None) -> SampleTrace:
     """Generate one image per context with classifier-free guidance, via ``DDPM.sample``.
+
+    The network runs on the same execution path as in ``DDPM.sample`` (``utils.fast.sampling``:
+    channels_last, bfloat16 autocast where the CPU or GPU has it natively, inference_mode), and the
+    reverse chain stays in float32.
 
     Args:
         ddpm: the schedule; the samples live on its device (``ddpm.betas.device``).
@@ -104,6 +109,7 @@ def guided_sample(ddpm: DDPM, model: NoiseModel, c: torch.Tensor, w: float | tor
         w: guidance weight, one number or one per sample ([N]), so one run can cover a grid.
         image_shape: [C, H, W] of one image.
         generator, n_frames, progress: as in ``DDPM.sample``.
+        fast: as in ``DDPM.sample``: None the fastest correct path, False plain eager float32.
 
     Returns:
         A SampleTrace with images [N, C, H, W] and frames [K, N, C, H, W].
@@ -111,7 +117,9 @@ def guided_sample(ddpm: DDPM, model: NoiseModel, c: torch.Tensor, w: float | tor
     if len(image_shape) != 3:
         raise ValueError(f"image_shape must be [C, H, W], got {tuple(image_shape)}")
     w = torch.as_tensor(w, dtype=torch.float32, device=c.device)
-    with eval_mode(model):  # DDPM.sample only sees the wrapper below, so switch the network here
-        return ddpm.sample(lambda x_t, t, c_, w_: guided_noise(model, x_t, t, c_, w_),
-                           (c.shape[0], *image_shape), c, w, generator=generator,
-                           n_frames=n_frames, progress=progress)
+    with sampling(model, ddpm.betas.device, fast, steps=2 * ddpm.T) as predict:
+        trace = ddpm.sample(lambda x_t, t, c_, w_: guided_noise(predict, x_t, t, c_, w_),
+                            (c.shape[0], *image_shape), c, w, generator=generator,
+                            n_frames=n_frames, progress=progress, fast=False)
+    # Made inside the block, these may be inference tensors: hand back ordinary ones.
+    return SampleTrace(images=trace.images.clone(), frames=trace.frames.clone(), timesteps=trace.timesteps)

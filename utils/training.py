@@ -157,6 +157,7 @@ def train(model: nn.Module, loss_fn: LossFn, batches: Iterable, *, epochs: int, 
             total, count = total + sum(values), count + len(values)
             history.epoch_losses.append(total / max(count, 1))
             history.epochs_done = epoch + 1
+            history.path = run.description  # a measured path is known after the first step
             history.seconds = time.perf_counter() - start
             stop = max_steps is not None and history.steps >= max_steps
             history.completed = stop or history.epochs_done == epochs
