@@ -9,15 +9,19 @@ several repeats; the paths are measured in turns (round robin), so a change in t
 load hits all of them alike and the ratios to the eager float32 baseline stay fair.
 
 Sections:
-1. Training step per path: eager float32, channels_last, torch.compile, bfloat16 autocast,
-   CUDA graphs, the automatic fast path; step time, images/s, ratio to eager, and whether the
+1. Training step per path: eager float32, channels_last, torch.compile, bfloat16 autocast (alone
+   and with channels_last), CUDA graphs, the automatic fast path; step time, images/s, ratio to eager, and whether the
    automatic row is within the noise of the best row; the peak memory of the section.
 2. One epoch of the full profile (70,000 images) end to end, data included: a DataLoader with
    per-image transforms against images resized once and kept as a tensor on the device. Only a
    sample of FashionMNIST may be present, so a measured number of batches is timed and the
    epoch extrapolated (the table says which rows are extrapolated, from how many batches).
 3. Sampling: the model call per path, and 150 reverse steps for 100 images, eager against the
-   automatic path.
+   automatic path; then classifier-free guided sampling (notebooks 04-06), eager against automatic.
+
+The header gives the CPU's native bfloat16 support (PyTorch's query and the /proc/cpuinfo flags):
+on such CPUs the automatic path times four candidates on the model's first call (``utils.fast``),
+and the row names what it chose.
 
 The one-off CPU investigations behind the CPU rules (thread counts, OpenMP wait policy, memory in
 a fresh process, batch sizes, bfloat16 on AVX2) gave their answers; they are in the README.
@@ -65,6 +69,18 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def cpu_bf16_flags() -> str:
+    """The CPU flags that mean native bfloat16 (AMX tiles, AVX-512 BF16), as /proc/cpuinfo lists them."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "n/a"
+    flags = set(next((line.split(":", 1)[1].split() for line in text.splitlines()
+                      if line.startswith("flags")), []))
+    found = sorted(flags & {"amx_bf16", "amx_tile", "amx_int8", "avx512_bf16"})
+    return " ".join(found) or "none"
+
+
 def load_average() -> str:
     try:
         return " ".join(f"{v:.2f}" for v in os.getloadavg())
@@ -79,6 +95,8 @@ def machine(device: torch.device) -> dict:
         "cores": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "cpu_native_bf16": fast.cpu_has_native_bf16(),
+        "cpu_bf16_flags": cpu_bf16_flags(),
         "load_average_start": load_average(),
         "python": platform.python_version(),
         "torch": torch.__version__,
@@ -185,7 +203,8 @@ def training_paths(device: torch.device, args) -> dict[str, FastPath | str]:
         "eager float32 (baseline)": FastPath(dt_),
         "channels_last": FastPath(dt_, channels_last=True),
         "torch.compile": FastPath(dt_, compile=True) if compile_ok else why_not,
-        "bf16 autocast": FastPath(dt_, autocast_dtype=torch.bfloat16) if cuda else SKIP_GPU,
+        "bf16 autocast": FastPath(dt_, autocast_dtype=torch.bfloat16),
+        "bf16 autocast + channels_last": FastPath(dt_, autocast_dtype=torch.bfloat16, channels_last=True),
         "CUDA graphs (compile reduce-overhead)": (
             FastPath(dt_, compile=True, cudagraphs=True) if cuda and compile_ok else
             why_not if cuda else SKIP_GPU),
@@ -219,11 +238,11 @@ def section_training(device: torch.device, args) -> list[Row]:
         if isinstance(path, str):
             rows[name] = Row("train", name, note=path)
             continue
-        if name == "automatic fast path":
-            name = f"automatic fast path = {path.description}"
         stepper = Stepper(path, device, args.batch)
         warmup = args.warmup + (2 if path.compile else 0)  # compiling, CUDA-graph recording
         first = stepper.timed(warmup) * warmup
+        if name == "automatic fast path":  # a measured path is settled by its first step
+            name = f"automatic fast path = {stepper.run.path.description}"
         if path.compile:
             compile_notes[name] = f"compile + first steps {first:.1f} s, paid once per process"
         steppers[name] = stepper
@@ -351,11 +370,12 @@ def section_sampling(device: torch.device, args) -> list[Row]:
     calls = {"no_grad (eager)": FastPath(device.type),
              "inference_mode": FastPath(device.type, inference_mode=True),
              "inference_mode + channels_last": FastPath(device.type, inference_mode=True, channels_last=True)}
-    if device.type == "cuda":
-        calls["inference_mode + bf16 autocast + channels_last"] = FastPath(
-            "cuda", inference_mode=True, channels_last=True, autocast_dtype=torch.bfloat16)
+    calls["inference_mode + bf16 autocast"] = FastPath(device.type, inference_mode=True,
+                                                       autocast_dtype=torch.bfloat16)
+    calls["inference_mode + bf16 autocast + channels_last"] = FastPath(
+        device.type, inference_mode=True, channels_last=True, autocast_dtype=torch.bfloat16)
     auto = automatic(device, "sample", args, steps=T)
-    calls[f"automatic: {auto.description}"] = auto
+    calls["automatic"] = auto
     block = 10 if device.type == "cuda" else 1
 
     def forward(path):
@@ -373,15 +393,16 @@ def section_sampling(device: torch.device, args) -> list[Row]:
     for _ in range(args.repeats):
         for name, path in calls.items():
             per[name].append(forward(path))
-    call_rows = [Row("sample", f"model call, batch {n}: {name}", median(v), n / median(v), samples=v)
-                 for name, v in per.items()]
+    settled = _settled_sampling_path(model, device, auto, x, t)
+    call_rows = [Row("sample", f"model call, batch {n}: {name if name != 'automatic' else 'automatic: ' + settled}",
+                     median(v), n / median(v), samples=v) for name, v in per.items()]
     add_ratios(call_rows, call_rows[0])
 
     # Whole sampler runs: T reverse steps (fewer with --quick, scaled back to T; a DDPM of fewer
     # steps costs what the first steps of the long one cost).
     steps = T if not args.quick else 15
     sampler = DDPM(T=steps).to(device)
-    runs = {"sampler, eager float32 (fast=False)": False, f"sampler, automatic fast path = {auto.description}": auto}
+    runs = {"sampler, eager float32 (fast=False)": False, f"sampler, automatic fast path = {settled}": auto}
     if device.type == "cuda" and not args.no_compile and fast.can_compile("cuda"):
         compiled = replace(auto, compile=True, cudagraphs=True)
         runs[f"sampler, {compiled.description}"] = compiled
@@ -409,7 +430,51 @@ def section_sampling(device: torch.device, args) -> list[Row]:
             note += f"; first run incl. compile {first[name]:.1f} s"
         sampler_rows.append(Row("sample", name, median(v), n / median(v), note=note, samples=v))
     add_ratios(sampler_rows, sampler_rows[0])
-    return call_rows + sampler_rows
+    return call_rows + sampler_rows + guided_rows(device, args, steps)
+
+
+def _settled_sampling_path(model, device, path: FastPath, x, t, *model_args) -> str:
+    """The description of the path ``fast.sampling`` runs for ``path`` (a measured path is timed
+    on the first call; the choice is kept for the process)."""
+    with fast.sampling(model, device, path) as predict:
+        predict(x, t, *model_args)
+        return predict.path.description
+
+
+def guided_rows(device: torch.device, args, steps: int) -> list[Row]:
+    """Classifier-free guided sampling of 100 images (notebooks 04-06 and the verdict): the class-
+    conditional U-Net is called on the batch stacked twice each step; eager against automatic."""
+    from utils.guidance import guided_sample
+
+    n = 100
+    torch.manual_seed(0)
+    model = UNet(T=T, c_embed_dim=10).to(device).eval()
+    c = torch.nn.functional.one_hot(torch.arange(n, device=device) % 10, 10).float()
+    sampler = DDPM(T=steps).to(device)
+    x, t = torch.randn(2 * n, 1, 16, 16, device=device), torch.full((2 * n,), T // 2, device=device)
+    mask = torch.cat([torch.ones(n, 1, device=device), torch.zeros(n, 1, device=device)])
+    auto = automatic(device, "sample", args, steps=2 * T)
+    settled = _settled_sampling_path(model, device, auto, x, t, torch.cat([c, c]), mask)
+    runs = {"guided sampler, eager float32 (fast=False)": False,
+            f"guided sampler, automatic fast path = {settled}": auto}
+
+    def run(path) -> float:
+        sync(device)
+        start = time.perf_counter()
+        guided_sample(sampler, model, c, 2.0, (1, 16, 16), generator=torch.Generator(device=device).manual_seed(0),
+                      n_frames=2, fast=path)
+        sync(device)
+        return (time.perf_counter() - start) * T / steps
+
+    times = {name: [] for name in runs}
+    for _ in range(args.sample_repeats):
+        for name, path in runs.items():
+            times[name].append(run(path))
+    how = f"{T} steps" if steps == T else f"{steps} steps measured, scaled to {T}"
+    rows = [Row("sample", name, median(v), n / median(v), note=f"{n} images, w = 2, {how}, median of {len(v)}",
+                samples=v) for name, v in times.items()]
+    add_ratios(rows, rows[0])
+    return rows
 
 
 # -- profile --------------------------------------------------------------------------------------
@@ -471,7 +536,8 @@ TITLES = {
 def table(info: dict, rows: list[Row], args) -> str:
     head = [f"# Benchmark {info['date']}",
             f"machine: {info['cpu']}, {info['cores']} cores (torch threads {info['torch_threads']}, "
-            f"{info['cpu_capability']}){', GPU ' + info['gpu'] if 'gpu' in info else ''}",
+            f"{info['cpu_capability']}; native bfloat16: {'yes' if info['cpu_native_bf16'] else 'no'}, "
+            f"flags {info['cpu_bf16_flags']}){', GPU ' + info['gpu'] if 'gpu' in info else ''}",
             f"torch {info['torch']}, python {info['python']}, device {info['device']}, batch {args.batch}, "
             f"median of {args.repeats} repeats" + (" (--quick)" if args.quick else ""),
             f"load average (1, 5, 15 min): {info['load_average_start']} at start, "

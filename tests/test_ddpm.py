@@ -123,7 +123,7 @@ def test_sample_keeps_frames_and_restores_training_mode(ddpm):
     wrapper = _Wrapper()
     wrapper.train()
     DDPM(T=3).sample(wrapper, (1, 1, 2, 2))
-    assert wrapper.modes == [False, False, False]  # sampled in eval mode
+    assert len(wrapper.modes) >= 3 and not any(wrapper.modes)  # sampled in eval mode (a measured path times a few calls first)
     assert wrapper.training  # and put back into training mode afterwards
 
 

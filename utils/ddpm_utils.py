@@ -237,7 +237,8 @@ class DDPM(nn.Module):
 
     def sample(self, model: NoiseModel, shape: tuple[int, int, int, int], *model_args,
                generator: torch.Generator | None = None, n_frames: int = 10,
-               progress: bool = False, fast: bool | FastPath | None = None) -> SampleTrace:
+               progress: bool = False, fast: bool | FastPath | None = None,
+               estimate: Callable[..., torch.Tensor] | None = None) -> SampleTrace:
         """Generate images from pure noise by running all T reverse steps (``p_sample``).
 
         Args:
@@ -252,6 +253,10 @@ class DDPM(nn.Module):
             fast: how the model runs (``utils.fast.sampling``): None (default) the fastest correct
                 path for the schedule's device, False plain eager float32, a ``FastPath`` as
                 given. The same generator gives the same noise on every path.
+            estimate: how each step's noise estimate is made from the network, called as
+                ``estimate(predict, x_t, t, *model_args)`` where ``predict`` is the network on the
+                chosen path; None calls ``predict(x_t, t, *model_args)``. Classifier-free guidance
+                passes ``guided_noise`` here, so the network keeps the fast path.
 
         Returns:
             A SampleTrace; the device is the schedule's (``ddpm.betas.device``).
@@ -269,7 +274,8 @@ class DDPM(nn.Module):
             frames, stamps = [x.cpu()], [self.T]
             for i in steps:
                 t = torch.full((shape[0],), i, device=device, dtype=torch.long)
-                x = self._p_sample(x, t, predict(x, t, *model_args), generator)
+                e_t = predict(x, t, *model_args) if estimate is None else estimate(predict, x, t, *model_args)
+                x = self._p_sample(x, t, e_t, generator)
                 if i in keep:
                     frames.append(x.cpu())
                     stamps.append(i)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 
 from .ddpm_utils import DDPM, NoiseModel, SampleTrace, batch_timesteps, per_sample
-from .fast import FastPath, sampling
+from .fast import FastPath
 
 
 def context_mask(n: int, drop_prob: float, device: torch.device | str = "cpu",
@@ -117,9 +117,5 @@ def guided_sample(ddpm: DDPM, model: NoiseModel, c: torch.Tensor, w: float | tor
     if len(image_shape) != 3:
         raise ValueError(f"image_shape must be [C, H, W], got {tuple(image_shape)}")
     w = torch.as_tensor(w, dtype=torch.float32, device=c.device)
-    with sampling(model, ddpm.betas.device, fast, steps=2 * ddpm.T) as predict:
-        trace = ddpm.sample(lambda x_t, t, c_, w_: guided_noise(predict, x_t, t, c_, w_),
-                            (c.shape[0], *image_shape), c, w, generator=generator,
-                            n_frames=n_frames, progress=progress, fast=False)
-    # Made inside the block, these may be inference tensors: hand back ordinary ones.
-    return SampleTrace(images=trace.images.clone(), frames=trace.frames.clone(), timesteps=trace.timesteps)
+    return ddpm.sample(model, (c.shape[0], *image_shape), c, w, generator=generator, n_frames=n_frames,
+                       progress=progress, fast=fast, estimate=guided_noise)
