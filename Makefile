@@ -23,7 +23,7 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 SCHEDULER ?=
 GRADE_ARGS ?=
 
-.PHONY: env lab test test-fast test-browser release rubric autograde feedback validate grades report bench bench-grading judge clean help
+.PHONY: env lab test test-fast test-browser release rubric autograde feedback validate grades report bench bench-grading course-run judge clean help
 
 help:
 	@sed -n '1,5p' Makefile | sed 's/^# \{0,1\}//'
@@ -87,6 +87,12 @@ bench: $(STAMP)
 
 bench-grading: $(STAMP)
 	$(RUN) $(BIN)/python benchmarks/bench_grading.py $(BENCH_ARGS)
+
+# What a student gets: the six instructor notebooks top to bottom on the real data, one table of wall
+# times and payoff figures against their targets; executed notebooks in benchmarks/results/course-run-<profile>/.
+COURSE_RUN_ARGS ?=
+course-run: $(STAMP)
+	$(RUN) $(BIN)/python benchmarks/course_run.py $(COURSE_RUN_ARGS)
 
 # Notebook 06's judge: trained on the full train split, calibrated on the test split, written to judge/.
 judge: $(STAMP)

@@ -8,7 +8,7 @@ import torch
 
 from utils import data as course_data
 from utils.data import DataNotFoundError, TensorBatches, fashion_mnist, fashion_mnist_tensors
-from utils.profiles import PROFILES, get_profile, train_plan
+from utils.profiles import FAST_STEPS, ORIGINAL_PLANS, PROFILES, get_profile, train_plan
 from utils.training import History, checkpoint_path, load_checkpoint, train
 
 
@@ -154,6 +154,19 @@ def test_profiles(monkeypatch):
     assert (full.epochs, full.batch_size, full.lr, full.train_images) == (5, 128, 1e-3, None)
     grade = train_plan("03_Optimizations", PROFILES["grade"])
     assert grade.max_steps is not None and grade.train_images <= 512
+
+
+@pytest.mark.parametrize("notebook", sorted(FAST_STEPS))
+def test_the_fast_profile_trains_each_notebook_for_its_measured_steps(notebook):
+    steps, batch = FAST_STEPS[notebook]
+    plan = train_plan(notebook, PROFILES["fast"])
+    assert (plan.max_steps, plan.batch_size, plan.train_images) == (steps, batch, None)
+    # enough epochs to reach the steps on the smallest split a notebook trains on (06: 60,000)
+    assert plan.epochs * (60_000 // batch) >= steps > (plan.epochs - 1) * (60_000 // batch) - 60_000 // batch
+    assert plan.lr == ORIGINAL_PLANS[notebook].lr
+    # the other profiles are untouched by it
+    assert train_plan(notebook, PROFILES["full"]).max_steps is None
+    assert train_plan(notebook, PROFILES["grade"]).max_steps == PROFILES["grade"].max_steps
 
 
 def _tiny_run(checkpoint, epochs=2, max_steps=None):

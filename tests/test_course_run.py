@@ -1,0 +1,46 @@
+"""The course-run benchmark (benchmarks/course_run.py): it refuses to measure on a sample, and its
+payoff snippets read the right numbers from a notebook's variables."""
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import course_run  # noqa: E402
+
+
+def test_a_sample_of_the_data_is_refused_with_what_to_do(course_environment):
+    problem = course_run.preflight()  # the test session points COURSE_DATA_DIR at a small sample
+    assert problem and "70,000" in problem and "dataset-fashion-mnist" in problem
+
+
+def _payoff(nb_id: str, variables: dict) -> dict:
+    printed = []
+    namespace = {**variables, "print": printed.append}
+    exec("import json\nMARK = " + repr(course_run.MARK) + "\n" + course_run.PAYOFFS[nb_id][0], namespace)
+    line, = [p for p in printed if p.startswith(course_run.MARK)]
+    return json.loads(line[len(course_run.MARK):])
+
+
+@pytest.mark.parametrize("fid, basic, passed", [(65.0, 120.0, True), (75.0, 120.0, False), (60.0, 55.0, False)])
+def test_03_passes_only_below_70_and_below_02(fid, basic, passed):
+    fid_03 = {"real images": 16.0, "02 basic U-Net": basic, "03 UNet": fid}
+    assert _payoff("03_Optimizations", {"fid_03": fid_03})["passed"] is passed
+
+
+@pytest.mark.parametrize("fid, passed", [(129.9, True), (130.1, False)])
+def test_02_target(fid, passed):
+    assert _payoff("02_Diffusion_Models", {"fid_02": {"real": 16.0, "02 basic U-Net": fid}})["passed"] is passed
+
+
+@pytest.mark.parametrize("share, passed", [(0.77, True), (0.76, False)])
+def test_06_needs_five_points_above_the_pass_mark(share, passed):
+    class Verdict:
+        pass_mark, n, fid = 0.7188, 200, 90.0
+        successes = round(share * 200)
+        rate = successes / 200
+
+    result = _payoff("06_Assessment", {"verdict": Verdict(), "GUIDANCE_WEIGHT": 2.0})
+    assert result["passed"] is passed and "w = 2" in result["detail"]
