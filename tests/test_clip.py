@@ -204,6 +204,50 @@ def test_zero_shot_picks_the_most_similar_prompt():
     assert float(probs[0, 2]) == pytest.approx(math.exp(10) / (math.exp(10) + 2))
 
 
+def test_temperature_below_the_cap_is_refused_at_once():
+    """openai/CLIP#46: below 0.01 logit_scale starts above its cap, frozen there with no gradient; 0 divided by zero."""
+    vocab = len(Tokenizer(caption_vocabulary()))
+    for temperature in (0.005, 0.0, -0.07, float("nan")):
+        with pytest.raises(ValueError, match="temperature must be at least 0.01"):
+            CLIP(CLIPConfig(vocab_size=vocab, temperature=temperature))
+    at_cap = CLIP(CLIPConfig(vocab_size=vocab, temperature=0.01))
+    assert float(at_cap.logit_scale) == pytest.approx(MAX_LOGIT_SCALE)
+
+
+def test_zero_shot_uses_the_scale_training_uses():
+    """A logit_scale beyond the cap (loaded, or pushed there by an optimiser) is capped at 100 as clip_loss caps it."""
+    class Fixed(torch.nn.Module):
+        def __init__(self, scale):
+            super().__init__()
+            self.logit_scale = torch.nn.Parameter(torch.tensor(math.log(scale)))
+
+        def encode_image(self, images):
+            return F.normalize(images.flatten(1)[:, :3], dim=-1)
+
+        def encode_text(self, tokens):
+            return torch.eye(3)[: tokens.shape[0]]
+
+    images = torch.zeros(1, 1, 16, 16)
+    images[0, 0, 0, :3] = torch.tensor([1.0, 0.99, 0.0])
+    tokens = torch.ones(3, 4, dtype=torch.long)
+    beyond, _ = zero_shot_classify(Fixed(1000.0), images, tokens)
+    capped, _ = zero_shot_classify(Fixed(100.0), images, tokens)
+    assert torch.allclose(beyond, capped)
+    cos = F.normalize(torch.tensor([1.0, 0.99, 0.0]), dim=0)
+    assert torch.allclose(beyond[0], (100 * cos).softmax(0), atol=1e-6)
+
+
+def test_contrastive_loss_refuses_the_scale_in_place_of_its_log():
+    """BAAI-DCAI/M3D#52: exp(100) overflows and the loss is NaN; a scale of 14.3 (1 / 0.07) trains far too sharp."""
+    i, t = wave_input((4, 5), seed=1), wave_input((4, 5), seed=2)
+    for scale in (100.0, 1 / 0.07, float("nan")):
+        with pytest.raises(ValueError, match=r"log of the inverse temperature.*not the scale logit_scale.exp\(\)"):
+            contrastive_loss(i, t, torch.tensor(scale))
+    capped = torch.tensor(100.0).log()  # a float32 log 100, as clamp(max=MAX_LOGIT_SCALE) gives it
+    assert torch.isfinite(contrastive_loss(i, t, capped))
+    assert torch.isfinite(contrastive_loss(i, t, torch.tensor(MAX_LOGIT_SCALE + 1.0).clamp(max=MAX_LOGIT_SCALE)))
+
+
 # -- training and sampling ---------------------------------------------------------------------
 def test_a_few_training_steps_lower_the_loss_and_the_checkpoint_reloads(tmp_path):
     model, tok = small_clip(seed=3)

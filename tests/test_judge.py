@@ -13,6 +13,7 @@ import os
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from assessment_support import ensure_judge
 from conftest import report
@@ -182,6 +183,31 @@ def test_fid_table_of_16x16_samples(trained, tmp_path, capsys):
         judge.fid(net, broken, heldout)
 
 
+def test_fid_refuses_images_not_in_minus_one_to_one(tmp_path, capsys):
+    """Lightning-AI/torchmetrics#1244: images in [0, 1] or 0-255 scored against real ones in [-1, 1] give a
+    number, not an error. Refused before any feature is computed (an untrained judge suffices), naming the range."""
+    net = judge.Judge().eval()
+    unit = torch.rand(40, 1, 16, 16, generator=torch.Generator().manual_seed(0))
+    unit[0, 0, 0, :2] = torch.tensor([0.0, 1.0])
+    real = unit * 2 - 1
+    cases = {"in [0, 1]": (unit, "pixel values from 0 to 1, none below 0"),
+             "0-255 floats": (unit * 255, "pixel values from 0 to 255, none below 0"),
+             "uint8": ((unit * 255).round().to(torch.uint8), "integer pixels (torch.uint8, values 0 to 255)")}
+    for name, (images, message) in cases.items():
+        with pytest.raises(ValueError, match=re.escape(message) + ".*scale them to \\[-1, 1\\]"):
+            judge.fid(net, images, real)
+        with pytest.raises(ValueError, match=re.escape(message)):
+            judge.fid(net, real, images)  # the real side too
+        with pytest.raises(ValueError, match=re.escape(f"{name}: {message}")):
+            judge.fid_table({name: images}, real, real, folder=tmp_path)
+        assert capsys.readouterr().out == "", "a bad set is refused before anything is printed"
+    with pytest.raises(ValueError, match=re.escape("from -1.5 to 1.5, outside [-1, 1]")):
+        judge.fid(net, real.clamp(-0.5, 0.5) * 3, real)
+    # float rounding just past the range is not an error; fid_table clamps a sampler's overshoot
+    assert math.isfinite(judge.fid(net, real * (1 + 5e-4), real))
+    assert judge.fid_table({"overshoot": real * 1.2}, real, real, folder=tmp_path) is None  # no judge there: skipped
+
+
 def test_assess_rejects_bad_input(trained):
     net, cal, train, heldout = trained
     asked = judge.requested_classes(2)
@@ -228,6 +254,37 @@ def test_load_submission_says_why(tmp_path):
     (tmp_path / "junk.pt").write_bytes(b"not a torch file")
     with pytest.raises(judge.SubmissionError, match="could not be loaded"):
         judge.load_submission(tmp_path / "junk.pt")
+
+
+def test_load_submission_strips_a_wrapper_prefix_every_key_carries(tmp_path, capsys):
+    """rasbt/LLMs-from-scratch#580, pytorch/pytorch#3805: weights saved through torch.compile or DataParallel."""
+    good = judge.assessment_unet()
+    wrapped = {"torch.compile": torch.compile(good), "DataParallel": nn.DataParallel(good),
+               "DataParallel of a compiled model": nn.DataParallel(torch.compile(good))}
+    for how, model in wrapped.items():
+        torch.save(model.state_dict(), tmp_path / "06_model.pt")
+        loaded = judge.load_submission(tmp_path / "06_model.pt")
+        assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), good.state_dict().values())), how
+        said = capsys.readouterr().out
+        assert "06_model.pt: every key carried the prefix" in said and "loaded without it" in said, how
+        assert ("'_orig_mod.' (torch.compile)" in said) == ("compile" in how), how
+        assert ("'module.' (DataParallel" in said) == ("DataParallel" in how), how
+
+
+def test_load_submission_misfit_is_one_short_line(tmp_path):
+    """A prefix on some keys only, or another architecture: what to save and a few keys, not a dump of them all."""
+    from utils.unet_utils import UNet
+
+    state = judge.assessment_unet().state_dict()
+    some = {("module." + k if i % 2 else k): v for i, (k, v) in enumerate(state.items())}
+    other = UNet(T=50, img_size=16, down_chs=(16, 32, 64), c_embed_dim=10).state_dict()
+    for name, saved, counted in (("some.pt", some, "missing"), ("other.pt", other, "of another shape")):
+        torch.save(saved, tmp_path / name)
+        with pytest.raises(judge.SubmissionError) as caught:
+            judge.load_submission(tmp_path / name)
+        message = str(caught.value)
+        assert "\n" not in message and len(message) < 600, message
+        assert "does not fit" in message and counted in message and "torch.save(model.state_dict(), path)" in message
 
 
 def test_generate_samples_with_the_course_sampler(tmp_path):

@@ -107,6 +107,16 @@ def test_unet_conditioning_errors():
         UNet(c_embed_dim=10)(torch.zeros(1, 1, 16, 16), torch.tensor([0]))
 
 
+def test_a_context_mask_of_shape_n_masks_samples_not_features():
+    """TeaPearce/Conditional_Diffusion_MNIST#1: c [N, D] * c_mask [N] broadcasts over the features when N == D."""
+    model = fill_deterministic(UNet(c_embed_dim=4)).eval()
+    x, t, c = wave_input((4, 1, 16, 16)), torch.tensor([1, 2, 3, 4]), torch.eye(4)[[2, 0, 3, 1]]
+    keep = torch.tensor([1.0, 0.0, 1.0, 0.0])
+    assert torch.equal(model(x, t, c, keep), model(x, t, c, keep[:, None]))
+    with pytest.raises(ValueError, match=r"c_mask must have shape \[4, 1\]"):
+        model(x, t, c, torch.ones(4, 4))
+
+
 def test_no_module_level_device_or_sizes():
     for module in (unet_utils, basic_unet):
         names = {n.lower() for n in vars(module)}

@@ -52,7 +52,8 @@ class CLIPConfig:
         width: size of the text encoder's token vectors; heads: its attention heads.
         channels: channels of the image encoder's three convolution stages.
         img_ch, img_size: image channels and side (divisible by 4).
-        temperature: initial temperature (CLIP: 0.07, i.e. logit_scale = log(1 / 0.07)).
+        temperature: initial temperature (CLIP: 0.07, i.e. logit_scale = log(1 / 0.07)), at least
+            0.01: training caps the inverse temperature at 100 (``MAX_LOGIT_SCALE``).
     """
 
     vocab_size: int
@@ -64,6 +65,12 @@ class CLIPConfig:
     img_ch: int = 1
     img_size: int = 16
     temperature: float = 0.07
+
+    def __post_init__(self):
+        if not self.temperature >= 1 / 100:  # also refuses NaN
+            raise ValueError(f"temperature must be at least 0.01, got {self.temperature}: training caps the "
+                             f"inverse temperature at 100 (logit_scale at log 100), and a logit_scale that starts "
+                             f"above the cap gets no gradient; start at CLIP's 0.07 and let training lower it")
 
 
 class ImageEncoder(nn.Module):
@@ -178,7 +185,16 @@ def contrastive_loss(image_emb: torch.Tensor, text_emb: torch.Tensor, logit_scal
 
     Returns:
         The scalar loss in nats (log N for an untrained model whose similarities are all equal).
+
+    Raises:
+        ValueError: ``logit_scale`` is above log 100 (CLIP's cap) or not finite: most likely the scale
+            ``exp(logit_scale)`` passed in place of its log (exp of it overflows to NaN losses).
     """
+    value = float(logit_scale.detach())
+    if not value <= MAX_LOGIT_SCALE + 1e-4:
+        raise ValueError(f"logit_scale must be the log of the inverse temperature, at most log 100 = "
+                         f"{MAX_LOGIT_SCALE:.4f} (CLIP's cap), got {value:.4g}: pass model.logit_scale clamped at "
+                         f"MAX_LOGIT_SCALE (as clip_loss does), not the scale logit_scale.exp()")
     logits = logit_scale.exp() * similarity(image_emb, text_emb)
     n = logits.shape[0]
     if logits.shape != (n, n):
@@ -212,10 +228,11 @@ def zero_shot_classify(model: CLIP, images: torch.Tensor,
         images: [N, C, S, S]. class_tokens: [K, L], one prompt per class ("a photo of a coat").
 
     Returns:
-        (probabilities [N, K], each row a softmax over the classes of the scaled similarities;
-         predicted class [N]).
+        (probabilities [N, K], each row a softmax over the classes of the similarities scaled as in
+         training, by exp(logit_scale) capped at 100; predicted class [N]).
     """
-    logits = model.logit_scale.exp() * similarity(model.encode_image(images), model.encode_text(class_tokens))
+    scale = model.logit_scale.clamp(max=MAX_LOGIT_SCALE).exp()  # the scale clip_loss trains with
+    logits = scale * similarity(model.encode_image(images), model.encode_text(class_tokens))
     probs = logits.softmax(dim=1)
     return probs, probs.argmax(dim=1)
 

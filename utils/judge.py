@@ -350,9 +350,13 @@ def fid(judge: Judge, images: torch.Tensor, real_images: torch.Tensor) -> float:
     ``Calibration.fid_real`` (real against real at the verdict's size).
 
     Args:
-        images, real_images: [N, 1, H, W] and [M, 1, H, W] in [-1, 1], N, M >= 2. Images smaller
+        images, real_images: [N, 1, H, W] and [M, 1, H, W] float in [-1, 1], N, M >= 2. Images smaller
             than 28x28 (the 16x16 of notebooks 02-04) are resized to 28x28; compare them with real
             images at the same size, so both are resized alike.
+
+    Raises:
+        ValueError: too few images, another shape or size, NaN pixels, or pixels not in [-1, 1]
+            (integer pixels, values beyond [-1, 1], or none below 0: images in [0, 1] or 0-255).
     """
     from torchmetrics.image.fid import FrechetInceptionDistance
 
@@ -364,6 +368,7 @@ def fid(judge: Judge, images: torch.Tensor, real_images: torch.Tensor) -> float:
         if not torch.isfinite(batch).all():
             raise ValueError(f"the {side} images hold NaN or infinite pixels: a sampler that diverged (check the "
                              f"reverse step); FID needs finite images")
+        _check_pixel_range(f"the {side} images", batch, clamped=False)
     if images.shape[1:] != real_images.shape[1:]:
         raise ValueError(f"compare images of one size: {list(images.shape[1:])} and {list(real_images.shape[1:])}; "
                          f"load the real ones with fashion_mnist_tensors(img_size=...) at the model's size")
@@ -377,6 +382,26 @@ def fid(judge: Judge, images: torch.Tensor, real_images: torch.Tensor) -> float:
 
 
 REFERENCE_ROW = "real images (not the held-out ones)"
+PIXEL_TOLERANCE = 1e-3  # float rounding beyond [-1, 1] that FID lets through
+
+
+def _check_pixel_range(name: str, images: torch.Tensor, *, clamped: bool) -> None:
+    """Refuse images that are not float pixels in [-1, 1], the range of the real images and the judge.
+
+    Integer pixels and sets with no pixel below 0 (images in [0, 1] or 0-255: real images, and any
+    sampler's output, have a background near -1) are refused; so are values beyond [-1, 1] unless
+    ``clamped`` (the caller clamps them, as ``fid_table`` does with a sampler's overshoot).
+    """
+    if not images.is_floating_point():
+        raise ValueError(f"{name}: integer pixels ({images.dtype}, values {int(images.min())} to {int(images.max())}); "
+                         f"FID compares float images in [-1, 1]: scale them to [-1, 1] (x / 127.5 - 1 for 0-255)")
+    lo, hi = float(images.min()), float(images.max())
+    if lo >= -PIXEL_TOLERANCE:
+        raise ValueError(f"{name}: pixel values from {lo:.4g} to {hi:.4g}, none below 0, not the [-1, 1] of the "
+                         f"real images; scale them to [-1, 1] (2 * x - 1 from [0, 1], x / 127.5 - 1 from 0-255)")
+    if not clamped and (lo < -1 - PIXEL_TOLERANCE or hi > 1 + PIXEL_TOLERANCE):
+        raise ValueError(f"{name}: pixel values from {lo:.4g} to {hi:.4g}, outside [-1, 1]; scale images to "
+                         f"[-1, 1] (a sampler's samples: .clamp(-1, 1), as the notebooks show them)")
 
 
 def judge_ready(folder: Path | str | None = None) -> bool:
@@ -401,7 +426,8 @@ def fid_table(samples: dict[str, torch.Tensor], heldout: torch.Tensor, reference
     real images and of the pictures the notebooks show.
 
     Args:
-        samples: row name -> generated images [N, 1, H, W] (N >= 2), any float dtype and device.
+        samples: row name -> generated images [N, 1, H, W] (N >= 2) in [-1, 1], any float dtype and
+            device (values beyond [-1, 1], a sampler's overshoot, are clamped).
         heldout, reference: real images [M, 1, H, W] in [-1, 1] at the samples' size (load them with
             ``fashion_mnist_tensors(img_size=H, split="test")`` and ``split="train"``).
         folder: where the judge is (default: ``judge_folder()``).
@@ -412,7 +438,8 @@ def fid_table(samples: dict[str, torch.Tensor], heldout: torch.Tensor, reference
 
     Raises:
         ValueError, before anything is printed: a set that is not [N, 1, H, W] at the held-out images'
-        size, holds fewer than two images or non-finite pixels, or a row named like the reference row.
+        size, holds fewer than two images or non-finite pixels, integer pixels or none below 0 (images in
+        [0, 1] or 0-255: scale them to [-1, 1]), or a row named like the reference row.
     """
     if REFERENCE_ROW in samples:
         raise ValueError(f"{REFERENCE_ROW!r} names the reference row; give your samples another name")
@@ -425,6 +452,7 @@ def fid_table(samples: dict[str, torch.Tensor], heldout: torch.Tensor, reference
             raise ValueError(f"{name}: FID needs at least two images, got {len(images)}")
         if not torch.isfinite(images).all():
             raise ValueError(f"{name}: NaN or infinite pixels (a sampler that diverged: check the reverse step)")
+        _check_pixel_range(name, images, clamped=True)
     if not judge_ready(folder):
         return None
     net, _ = load_judge(folder, device=heldout.device)
@@ -482,12 +510,42 @@ class SubmissionError(RuntimeError):
     """The submitted weights are missing or unusable; the message says why and what to do."""
 
 
+# Prefixes that a wrapper adds to every key of the state dict of the model it wraps.
+WRAPPER_PREFIXES = {"_orig_mod.": "torch.compile", "module.": "DataParallel / DistributedDataParallel"}
+
+
+def _unwrapped(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """The state dict without the prefixes of known wrappers that every key carries, and the wrappers removed."""
+    removed = []
+    while state:
+        prefix = next((p for p in WRAPPER_PREFIXES if all(k.startswith(p) for k in state)), None)
+        if prefix is None:
+            break
+        state = {k[len(prefix):]: v for k, v in state.items()}
+        removed.append(f"{prefix!r} ({WRAPPER_PREFIXES[prefix]})")
+    return state, removed
+
+
+def _misfit(state: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], n_examples: int = 3) -> str:
+    """How ``state`` differs from ``expected``, in one line with a few example keys."""
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    reshaped = [f"{k} {list(state[k].shape)} for {list(v.shape)}" for k, v in expected.items()
+                if k in state and state[k].shape != v.shape]
+    kinds = (("missing", missing), ("unexpected", unexpected), ("of another shape", reshaped))
+    return "; ".join(f"{len(keys)} {what} (e.g. {', '.join(keys[:n_examples])})" for what, keys in kinds if keys)
+
+
 def load_submission(path: Path | str, setup: AssessmentSetup = SETUP,
                     device: torch.device | str = "cpu") -> nn.Module:
     """Load a submitted state dict (``torch.load(..., weights_only=True)``) into ``assessment_unet``.
 
+    Weights saved through a wrapper (``torch.compile``: every key starts with ``_orig_mod.``;
+    ``DataParallel`` or DDP: ``module.``) load with the prefix removed, and a printed line says so.
+
     Raises:
-        SubmissionError: the file is missing, is not a state dict, or does not fit the U-Net.
+        SubmissionError: the file is missing, is not a state dict, or does not fit the U-Net (the
+            message counts the missing, unexpected and reshaped keys, with a few examples).
     """
     path = Path(path)
     if not path.exists():
@@ -499,14 +557,20 @@ def load_submission(path: Path | str, setup: AssessmentSetup = SETUP,
     except Exception as error:  # a pickle with code in it, a truncated file, not a torch file at all
         raise SubmissionError(f"{path.name} could not be loaded with weights_only=True "
                               f"({type(error).__name__}: {error}); save model.state_dict() with torch.save") from error
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+    if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                              for k, v in state.items()):
         raise SubmissionError(f"{path.name} does not hold a state dict; save it with torch.save(model.state_dict(), ...)")
+    state, removed = _unwrapped(state)
+    if removed:  # stdout, not stderr: nbgrader fails a graded cell that writes to stderr
+        print(f"{path.name}: every key carried the prefix {' then '.join(removed)}; loaded without it "
+              f"(next time save the plain module: torch.save(model.state_dict(), path))")
     model = assessment_unet(setup)
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as error:
-        raise SubmissionError(f"{path.name} does not fit the assessment's U-Net (down_chs={setup.down_chs}, "
-                              f"28x28, 10 classes; parameter names as in utils.unet_utils.UNet):\n{error}") from error
+    misfit = _misfit(state, model.state_dict())
+    if misfit:
+        raise SubmissionError(f"{path.name} does not fit the assessment's U-Net (down_chs={setup.down_chs}, 28x28, "
+                              f"10 classes): {misfit}. Save the plain module (names as in utils.unet_utils.UNet) "
+                              f"with torch.save(model.state_dict(), path)")
+    model.load_state_dict(state)
     return model.to(device).eval()
 
 

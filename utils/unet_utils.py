@@ -189,8 +189,8 @@ class UNet(nn.Module):
         t_embed_dim: size of the sinusoidal time embedding.
         c_embed_dim: size of the class vector (notebook 04), or None for an unconditional model.
 
-    forward(x [N, img_ch, S, S], t [N] integers in [0, T), c [N, c_embed_dim], c_mask [N, 1])
-    returns the predicted noise, [N, img_ch, S, S].
+    forward(x [N, img_ch, S, S], t [N] integers in [0, T), c [N, c_embed_dim], c_mask [N, 1] (or [N],
+    read as [N, 1]: 1 keeps a sample's class, 0 hides it)) returns the predicted noise, [N, img_ch, S, S].
     """
 
     def __init__(self, T=150, img_ch=1, img_size=16, down_chs=(64, 64, 128), t_embed_dim=8,
@@ -243,7 +243,8 @@ class UNet(nn.Module):
         )
 
     def _check_inputs(self, x, t, c, c_mask):
-        """Check the inputs; return t as a long tensor [N] (an int or 0-d tensor is broadcast)."""
+        """Check the inputs; return t as a long tensor [N] (an int or 0-d tensor is broadcast) and
+        c_mask as [N, 1] (a mask [N] is one entry per sample, not per feature of c)."""
         expected = [self.img_ch, self.img_size, self.img_size]
         if not x.is_floating_point() or x.dim() != 4 or list(x.shape[1:]) != expected:
             raise ValueError(
@@ -264,11 +265,18 @@ class UNet(nn.Module):
                 raise ValueError(
                     f"c must have shape [{x.shape[0]}, {self.c_embed_dim}], got {list(c.shape)}"
                 )
-        return t
+            if c_mask.shape == (x.shape[0],):
+                c_mask = c_mask.reshape(-1, 1)
+            if c_mask.shape != (x.shape[0], 1):
+                raise ValueError(
+                    f"c_mask must have shape [{x.shape[0]}, 1] (one keep/drop entry per sample), "
+                    f"got {list(c_mask.shape)}"
+                )
+        return t, c_mask
 
     def forward(self, x, t, c=None, c_mask=None):
         """x [N, img_ch, S, S] in any floating dtype (the output keeps it), t [N] or one int."""
-        t = self._check_inputs(x, t, c, c_mask)
+        t, c_mask = self._check_inputs(x, t, c, c_mask)
         down0 = self.down0(x)
         down1 = self.down1(down0)
         down2 = self.down2(down1)
