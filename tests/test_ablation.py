@@ -54,6 +54,8 @@ def test_evaluation_loss_is_repeatable_and_restores_mode():
     images = wave_input((4, 1, 16, 16))
     ddpm = DDPM()
     assert evaluation_loss(model, ddpm, images, seed=3) == evaluation_loss(model, ddpm, images, seed=3)
+    assert evaluation_loss(model, ddpm, images, seed=3) != evaluation_loss(model, ddpm, images, seed=4), \
+        "the seed must choose the timesteps and noise"
     assert model.training
 
 

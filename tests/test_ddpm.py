@@ -142,7 +142,9 @@ def test_sample_is_reproducible_with_a_generator():
     f = lambda x, t: 0.1 * x  # noqa: E731
     a = ddpm.sample(f, (2, 1, 4, 4), generator=torch.Generator().manual_seed(7)).images
     b = ddpm.sample(f, (2, 1, 4, 4), generator=torch.Generator().manual_seed(7)).images
+    other = ddpm.sample(f, (2, 1, 4, 4), generator=torch.Generator().manual_seed(8)).images
     assert torch.equal(a, b)
+    assert not torch.allclose(a, other), "the generator must draw the noise (another seed, other images)"
 
 
 def test_to_moves_the_schedule():

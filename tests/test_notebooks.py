@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import shutil
 import time
 
@@ -70,6 +71,39 @@ def test_stored_without_outputs(assignment):
                 assert cell["outputs"] == [] and cell["execution_count"] is None, path
 
 
+CONTROL_CHARACTER = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # ASCII controls other than tab and newline
+
+
+def _strings(value):
+    """Every string of a decoded JSON document, keys included."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield key
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
+def test_no_control_characters_in_notebooks_or_rubrics():
+    r"""LaTeX written in JSON with one backslash ("\bar", "\varepsilon") turns into control characters."""
+    paths = sorted([*ROOT.glob("solutions/*/*.ipynb"), *ROOT.glob("notebooks/*/*.ipynb"),
+                    *(p for p in (ROOT / "instructor").rglob("*") if p.is_file())])
+    assert paths
+    found = []
+    for path in paths:
+        text = path.read_text(encoding="utf-8")
+        texts = [text, *_strings(json.loads(text))] if path.suffix in (".ipynb", ".json") else [text]
+        for piece in texts:
+            for match in CONTROL_CHARACTER.finditer(piece):
+                found.append(f"{path.relative_to(ROOT)}: {match.group()!r} in "
+                             f"{piece[max(0, match.start() - 30):match.end() + 30]!r}")
+    assert not found, ("control characters (write a LaTeX backslash as \\\\ in JSON):\n"
+                       + "\n".join(found[:20]))
+
+
 def _compile_params():
     for a in ASSIGNMENTS:
         for version in ("student", "instructor"):
@@ -105,8 +139,12 @@ def test_every_answer_cell_is_graded(assignment):
     assert answers and tests
     for grade_id, cell in solution_cells(nb).items():
         if nbgrader_meta(cell).get("grade"):
-            # a written answer worth points, or (0 points) a model answer the instructor version alone shows
-            assert cell["cell_type"] == "markdown" and nbgrader_meta(cell).get("points", 0) >= 0, grade_id
+            # a written answer worth points, or (0 points) the "answers" cell of ungraded questions: nbgrader
+            # makes every Markdown answer a grade cell, so model answers the instructor version alone shows get 0
+            points = nbgrader_meta(cell).get("points")
+            assert cell["cell_type"] == "markdown", grade_id
+            assert isinstance(points, (int, float)) and (points > 0 or (points == 0 and grade_id == "answers")), \
+                f"written answer {grade_id}: points {points!r}, expected a positive number"
             assert "### BEGIN SOLUTION" in "".join(cell["source"]), f"{grade_id} has no model answer"
     assert all(nbgrader_meta(c).get("points", 0) > 0 for c in tests.values())
     ids = [nbgrader_meta(c).get("grade_id") for c in nb["cells"]]
