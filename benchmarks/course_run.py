@@ -118,21 +118,23 @@ def run(nb_id: str, timeout: int, out: Path) -> dict:
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
                             resources={"metadata": {"path": str(path.parent)}})
-    train_seconds, start = 0.0, time.perf_counter()
+    cells, start = [], time.perf_counter()
     with client.setup_kernel():
         for index, cell in enumerate(nb.cells):
             if cell.cell_type != "code":
                 continue
             t0 = time.perf_counter()
             client.execute_cell(cell, index)
-            if TRAINS.search(cell.source):
-                train_seconds += time.perf_counter() - t0
+            cells.append({"index": index, "seconds": round(time.perf_counter() - t0, 2),
+                          "trains": bool(TRAINS.search(cell.source))})
         wall = time.perf_counter() - start
         payoff = _payoff(client, nb, PAYOFFS[nb_id][0]) if nb_id in PAYOFFS else None
     nbformat.write(nb, out / f"{nb_id}.ipynb")
     pictures = _save_pictures(nb, out, nb_id)
+    train_seconds = sum(c["seconds"] for c in cells if c["trains"])
     return {"notebook": nb_id, "seconds": round(wall, 1), "train_seconds": round(train_seconds, 1),
-            "payoff": payoff, "figure": PAYOFFS.get(nb_id, (None, "-"))[1], "pictures": pictures}
+            "payoff": payoff, "figure": PAYOFFS.get(nb_id, (None, "-"))[1], "pictures": pictures,
+            "slowest_cells": sorted(cells, key=lambda c: -c["seconds"])[:5]}
 
 
 def preflight() -> str | None:
