@@ -290,6 +290,21 @@ def test_measured_sampling_stays_close_to_eager(small_model):
     path_probe.forget()
 
 
+def test_norms_compute_in_float32_under_bf16_autocast_and_the_hooks_go_away():
+    model = torch.nn.Sequential(torch.nn.Conv2d(2, 4, 3, padding=1), torch.nn.GroupNorm(2, 4),
+                                torch.nn.Conv2d(4, 1, 3, padding=1))
+    seen = []
+    model[1].register_forward_hook(lambda layer, args, out: seen.append((args[0].dtype, out.dtype)))
+    with fast.training(model, FastPath("cpu", autocast_dtype=torch.bfloat16)) as run:
+        assert run.loss(lambda m, x: m(x).sum(), torch.randn(2, 2, 6, 6)).dtype == torch.bfloat16  # convs: bf16
+    with fast.training(model, FastPath("cpu")) as run:
+        run.loss(lambda m, x: m(x).sum(), torch.randn(2, 2, 6, 6))
+    assert seen == [(torch.float32, torch.float32)] * 2
+    assert not model[1]._forward_pre_hooks  # nothing left on the model after the block
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # what CPU autocast alone does: GroupNorm in bf16
+        assert model[1](model[0](torch.randn(2, 2, 6, 6))).dtype == torch.bfloat16
+
+
 # Compiling forward and backward: 3 min cold on 2 busy cores, 11 s from Inductor's disk cache.
 @pytest.mark.slow
 @pytest.mark.skipif(not fast.can_compile("cpu"), reason="torch.compile needs a C compiler on the CPU")

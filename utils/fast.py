@@ -343,12 +343,29 @@ def _applied(model, path: FastPath) -> Iterator[Callable]:
         module.to(memory_format=torch.channels_last)
     if module is not None and path.compile:
         call = torch.compile(module, mode=path.compile_mode)
+    hooks = _norms_in_float32(module) if module is not None and path.autocast_dtype is not None else []
     try:
         with _threads(path.threads):
             yield call
     finally:
+        for hook in hooks:
+            hook.remove()
         if module is not None and path.channels_last:
             module.to(memory_format=torch.contiguous_format)
+
+
+NORMS = (nn.GroupNorm, nn.LayerNorm, nn.modules.batchnorm._BatchNorm)
+
+
+def _norms_in_float32(module: nn.Module) -> list:
+    """Make every normalisation layer of ``module`` compute in float32 under autocast, as CUDA's
+    autocast does by its own rules and CPU autocast does not (it runs GroupNorm in bfloat16): a
+    hook casts the layer's input to float32, so its statistics and output are float32 and the
+    next convolution casts back. Returns the hook handles, to remove them."""
+    def to_float32(_layer, args):
+        return tuple(a.float() if torch.is_tensor(a) and a.is_floating_point() else a for a in args)
+
+    return [m.register_forward_pre_hook(to_float32) for m in module.modules() if isinstance(m, NORMS)]
 
 
 @contextlib.contextmanager

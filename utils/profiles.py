@@ -108,7 +108,7 @@ FAST_STEPS: dict[str, tuple[int, int]] = {
     "04_Classifier_Free_Diffusion": (2_500, 64),
     "05_CLIP": (2_500, 64),
     "05_CLIP/clip": (1_000, 128),
-    "06_Assessment": (3_000, 64),
+    "06_Assessment": (2_000, 64),
 }
 SMALLEST_SPLIT = 60_000  # the train split (notebook 06); the others train on all 70,000
 
