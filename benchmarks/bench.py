@@ -346,9 +346,9 @@ def section_epoch(device: torch.device, args) -> list[Row]:
     from utils.profiles import PROFILES, train_plan
     run_steps = train_plan("03_Optimizations", PROFILES["full"]).epochs * steps_per_epoch
     auto = automatic(device, "train", args, steps=run_steps)
-    per_step, _ = timed_train(batches, auto, n_steps)
+    per_step, history = timed_train(batches, auto, n_steps)
     epoch = per_step * steps_per_epoch
-    rows.append(Row("epoch", f"tensors on the device, {auto.description}", epoch,
+    rows.append(Row("epoch", f"tensors on the device, {history.path if auto.measure else auto.description}", epoch,
                     FULL_EPOCH_IMAGES / epoch, note=how))
     add_ratios(rows, base)
     for row in rows:
