@@ -1,16 +1,13 @@
-"""The judge of notebook 06: a classifier of real FashionMNIST images and the verdict it gives.
+"""The judge of notebook 06: a classifier of real FashionMNIST images, calibrated on real images.
 
-A generated image counts as a success when the judge reads it as the class that was asked for,
-it is not a near copy of a training image, and its class's samples are not all alike. The verdict
-compares the share of successes with a pass mark calibrated on the judge's own accuracy on real
-held-out images, and states the statistical error (a Wilson interval, Wilson 1927).
+Everything the verdict of notebook 06 (``utils.verdict``) measures against real data is measured
+once, when the judge is trained, and kept with its weights as a ``Calibration``: the judge's
+accuracy on real held-out images (the pass mark is a share of it), the distance below which an image
+counts as a near copy and the spread of each class (``utils.copies``), and the judge-feature FID of
+real images against real images, from which the verdict's realism bound is set:
 
-Everything that is measured on real data (the judge's held-out accuracy, the distance below which
-an image counts as a copy, the spread of each class) is measured once, when the judge is trained,
-and kept with its weights as a ``Calibration``:
-
-    python -m utils.judge            (what ``make judge`` runs: trains on the train split, prints
-                                      the held-out accuracy and the weights' SHA-256)
+    python -m utils.judge            (what ``make judge`` runs: trains on the train split, calibrates
+                                      on the test split, prints the figures and the file's SHA-256)
 
 The judge lives in ``judge/judge.pt`` at the top of the course, or in the folder named by the
 ``COURSE_JUDGE`` environment variable (read from the environment the process started with, so a
@@ -21,34 +18,42 @@ sees them at 28x28 (smaller ones are resized up).
 the feature extractor of torchmetrics' ``FrechetInceptionDistance``, as fast.ai's course measures
 its FashionMNIST models with its own classifier; it needs no download.
 
-Test-only hook: if the judge folder holds ``stand_in.pt`` (images and labels of real held-out
-images), ``generate`` returns those instead of sampling the model. ``make judge`` never writes
-that file and graders give the notebook read-only access to the judge folder; the test suite uses
-it to show that a model whose samples are real held-out images gets full marks.
+The verdict's names (``assess``, ``generate``, ``SETUP``, ``load_submission``, ...) live in
+``utils.verdict`` and are re-exported here, so notebooks write ``judge.assess``; ``isolated()`` gives
+fresh copies of both for the graded cell.
 """
 from __future__ import annotations
 
 import hashlib
-import math
 import os
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .copies import COPY_SEARCH, SPREAD_SEARCH, CopyMetric, class_spread, nearest_distance
 from .data import CLASS_NAMES, COURSE_ROOT, ImageTensors, TensorBatches
 from .runtime import eval_mode
 
 IMG_SIZE = 28
 JUDGE_FILE = "judge.pt"
 STAND_IN_FILE = "stand_in.pt"
-PASS_FRACTION = 0.8      # pass mark = this share of the judge's accuracy on real held-out images
-COLLAPSE_FRACTION = 0.5  # a class whose spread is below this share of the real spread has collapsed
 COPY_QUANTILE = 0.01     # share of real held-out images that the copy threshold flags
-Z_95 = 1.959964          # the two-sided 95% quantile of the standard normal
+COPY_PROBES = 2000       # held-out images the copy threshold is measured on (each against every training image)
+SPREAD_PROBES = 200      # held-out images per class the real spread is measured on
+# The realism bounds (README, "Preparing the judge", gives the figures they were set from). On the judge's
+# features: REALISM_FACTOR times the FID of real against real images at the verdict's size (full data:
+# 10 x 41.0 = 410; honest models 85-188, speckled blobs tuned to the judge 480-537). On the pixels' main
+# directions: PIXEL_REALISM_FRACTION of the pixel FD of the training images' mean image repeated, a set
+# with the right mean and no variety at all (full data: 0.5 x 208 = 104; honest models 39-49, blobs the
+# judge reads right 161-300).
+REALISM_FACTOR = 10.0
+PIXEL_REALISM_FRACTION = 0.5
+PIXEL_COMPONENTS = 16    # principal directions of the training images the pixel FD looks along
+PIXEL_DRAWS = 10         # draws of real images the real-against-real pixel FD is averaged over (it varies 2-5)
 
 
 class Judge(nn.Module):
@@ -104,13 +109,24 @@ class Calibration:
     Attributes:
         accuracy: share of real held-out images the judge classifies correctly, in [0, 1].
         n_heldout: how many held-out images that share was measured on.
-        copy_threshold: RMS pixel distance (images in [-1, 1]) to the nearest training image
-            (or its mirror image) below which an image counts as a near copy: the COPY_QUANTILE
+        copy_threshold: distance (``copy_metric``, moves of up to ``copy_search`` pixels) to the
+            nearest training image below which an image counts as a near copy: the COPY_QUANTILE
             quantile of the same distance for real held-out images.
-        class_spread: per class, the mean RMS pixel distance between two real held-out images.
+        class_spread: per class, the mean distance between two real held-out images (``copy_metric``,
+            moves of up to ``spread_search`` pixels).
         fid_real: the judge-feature FID between real training and real held-out images, as many
             of each as the verdict generates: what a perfect model would score.
         n_train: images the judge was trained on. seed, epochs: how it was trained.
+        copy_metric, copy_search, spread_search: how distances were measured (``utils.copies``);
+            files written before moved copies were looked for lack them and read as plain pixel
+            distances (``CopyMetric.PIXELS``).
+        fid_bound: the verdict's realism bound on the judge-feature FID (REALISM_FACTOR x fid_real
+            when the judge was made); files without it get the same from their fid_real.
+        pixel_fd_real: the pixel FD (``pixel_fd``, on the training images' ``pixel_components`` main
+            directions) of as many real training images as the verdict generates against all the
+            held-out images, the mean over PIXEL_DRAWS draws. pixel_fd_flat: the same for the
+            training images' mean image repeated. pixel_fd_bound: the verdict's bound on the pixel FD,
+            PIXEL_REALISM_FRACTION x pixel_fd_flat. Files without them: not checked.
     """
 
     accuracy: float
@@ -122,21 +138,71 @@ class Calibration:
     seed: int
     epochs: int
     per_class_accuracy: list[float] = field(default_factory=list)
+    copy_metric: CopyMetric = CopyMetric.PIXELS
+    copy_search: int = 0
+    spread_search: int = 0
+    fid_bound: float | None = None
+    pixel_fd_real: float | None = None
+    pixel_fd_flat: float | None = None
+    pixel_fd_bound: float | None = None
+    pixel_components: int = PIXEL_COMPONENTS
+
+    def __post_init__(self):
+        self.copy_metric = CopyMetric(self.copy_metric)  # stored by value in judge.pt
+
+    @property
+    def realism_bound(self) -> float:
+        """The largest judge-feature FID a verdict accepts."""
+        return self.fid_bound if self.fid_bound is not None else REALISM_FACTOR * self.fid_real
+
+
+ISOLATED = ("copies", "judge", "verdict")  # the modules of the verdict, each importing only those before it
 
 
 def isolated():
-    """A private, freshly loaded copy of this module, for the graded verdict.
+    """Private, freshly loaded copies of this module, ``utils.copies`` and ``utils.verdict``, for the graded
+    verdict: the judge module's copy, with the verdict's names in it as ``utils.judge`` re-exports them.
 
-    A submission can patch ``utils.judge`` itself (say, ``assess``); a copy loaded from the file
-    after that is untouched by it.
+    A submission can patch ``utils.judge`` or ``utils.verdict`` themselves (say, ``assess``); copies
+    loaded from the files after that are untouched by it, and each uses the others' copies.
     """
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("utils._judge_isolated", __file__)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+    saved = {stem: sys.modules.get(f"{__package__}.{stem}") for stem in ISOLATED}
+    fresh = {}
+    try:
+        for stem in ISOLATED:
+            spec = importlib.util.spec_from_file_location(f"{__package__}._{stem}_isolated",
+                                                          Path(__file__).with_name(f"{stem}.py"))
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[spec.name] = module  # dataclasses look their module up there
+            sys.modules[f"{__package__}.{stem}"] = module  # what the next one imports
+            spec.loader.exec_module(module)
+            fresh[stem] = module
+    finally:
+        for stem, module in saved.items():
+            if module is None:
+                sys.modules.pop(f"{__package__}.{stem}", None)
+            else:
+                sys.modules[f"{__package__}.{stem}"] = module
+    for name in fresh["verdict"].__all__:
+        setattr(fresh["judge"], name, getattr(fresh["verdict"], name))
+    return fresh["judge"]
+
+
+def __getattr__(name: str):
+    """The verdict's names, re-exported from ``utils.verdict`` (imported on first use: it imports this)."""
+    from . import verdict
+
+    if name in verdict.__all__:
+        return getattr(verdict, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    from . import verdict
+
+    return sorted({*globals(), *verdict.__all__})
 
 
 # -- training and storage ---------------------------------------------------------------------
@@ -182,72 +248,43 @@ def predict(judge: Judge, images: torch.Tensor, batch_size: int = 1000) -> torch
     return torch.cat(out).to(images.device) if out else torch.zeros(0, dtype=torch.long)
 
 
-def _flat(images: torch.Tensor) -> torch.Tensor:
-    return images.detach().reshape(images.shape[0], -1).double()
-
-
-@torch.no_grad()
-def nearest_train_distance(images: torch.Tensor, train_images: torch.Tensor,
-                           batch_size: int = 256) -> torch.Tensor:
-    """RMS pixel distance from each image to its nearest training image or that image's mirror.
-
-    Training mirrors images at random, so a replayed mirror image is a copy too.
-
-    Args:
-        images: [N, 1, H, W]; train_images: [M, 1, H, W], same H and W, both in [-1, 1].
-
-    Returns:
-        [N] float64 distances (0 for an exact copy); sqrt(mean squared pixel difference).
-    """
-    if images.shape[1:] != train_images.shape[1:]:
-        raise ValueError(f"images {list(images.shape[1:])} and training images {list(train_images.shape[1:])} "
-                         f"must have the same [C, H, W]")
-    bank = torch.cat([_flat(train_images), _flat(train_images.flip(-1))]).to(images.device)
-    d = images[0].numel()
-    out = []
-    for i in range(0, len(images), batch_size):
-        out.append(torch.cdist(_flat(images[i:i + batch_size]), bank).min(1).values / math.sqrt(d))
-    return torch.cat(out) if out else torch.zeros(0, dtype=torch.float64)
-
-
-def class_spread(images: torch.Tensor) -> float:
-    """Mean RMS pixel distance between two different images of a set: [N, 1, H, W], N >= 2.
-
-    0 when every image is the same; an unbiased estimate of the spread whatever N is.
-    """
-    if images.dim() != 4 or images.shape[0] < 2:
-        raise ValueError(f"need at least two images [N, C, H, W], got {list(images.shape)}")
-    flat = _flat(images)
-    n = flat.shape[0]
-    dist = torch.cdist(flat, flat) / math.sqrt(flat.shape[1])
-    return float(dist.sum() / (n * (n - 1)))
-
-
 def calibrate(judge: Judge, train: ImageTensors, heldout: ImageTensors, *, n_generated: int,
-              seed: int = 0, epochs: int = 0) -> Calibration:
-    """Measure the judge on real images: accuracy, copy threshold, class spreads, FID floor.
+              seed: int = 0, epochs: int = 0, copy_probes: int = COPY_PROBES,
+              spread_probes: int = SPREAD_PROBES) -> Calibration:
+    """Measure the judge on real images: accuracy, copy threshold, class spreads, FIDs and realism bounds.
 
     Args:
         train: the training split (what a diffusion model may copy), [M, 1, 28, 28].
         heldout: real images neither the judge nor the diffusion model trains on.
-        n_generated: how many images a verdict generates (the FID floor uses as many).
-        seed, epochs: recorded as how the judge was trained.
+        n_generated: how many images a verdict generates (the real-against-real FID uses as many).
+        seed: draws the images each figure is measured on; recorded, with epochs, as how the judge
+            was trained. copy_probes: held-out images, drawn at random, whose distance to the nearest
+            training image sets the copy threshold. spread_probes: held-out images per class, at most,
+            the real spread is measured on.
     """
     labels = heldout.labels
     right = predict(judge, heldout.images) == labels
     classes = range(len(CLASS_NAMES))
     per_class = [float(right[labels == k].float().mean()) for k in classes]
-    near = nearest_train_distance(heldout.images, train.images)
-    spread = [class_spread(heldout.images[labels == k]) for k in classes]
     g = torch.Generator().manual_seed(seed)
+
+    def drawn(images: torch.Tensor, n: int) -> torch.Tensor:  # data files are often sorted by class
+        return images[torch.randperm(len(images), generator=g)[:n].to(images.device)]
+
     n = min(n_generated, len(heldout), len(train))
-    real_a = train.images[torch.randperm(len(train), generator=g)[:n].to(train.images.device)]
-    real_b = heldout.images[torch.randperm(len(heldout), generator=g)[:n].to(heldout.images.device)]
+    fid_real = fid(judge, drawn(train.images, n), drawn(heldout.images, n))
+    near = nearest_distance(drawn(heldout.images, copy_probes), train.images, search=COPY_SEARCH)
+    spread = [class_spread(drawn(heldout.images[labels == k], spread_probes), search=SPREAD_SEARCH) for k in classes]
+    basis = pixel_basis(train.images)
+    pixel_fd_real = sum(pixel_fd(drawn(train.images, n), heldout.images, basis) for _ in range(PIXEL_DRAWS)) / PIXEL_DRAWS
+    pixel_fd_flat = pixel_fd(train.images.mean(0, keepdim=True).expand(n, -1, -1, -1), heldout.images, basis)
     return Calibration(
         accuracy=float(right.float().mean()), n_heldout=len(heldout),
         copy_threshold=float(torch.quantile(near, COPY_QUANTILE)), class_spread=spread,
-        fid_real=fid(judge, real_a, real_b), n_train=len(train), seed=seed, epochs=epochs,
-        per_class_accuracy=per_class,
+        fid_real=fid_real, n_train=len(train), seed=seed, epochs=epochs, per_class_accuracy=per_class,
+        copy_metric=CopyMetric.ALIGNED, copy_search=COPY_SEARCH, spread_search=SPREAD_SEARCH,
+        fid_bound=REALISM_FACTOR * fid_real, pixel_fd_real=pixel_fd_real, pixel_fd_flat=pixel_fd_flat,
+        pixel_fd_bound=PIXEL_REALISM_FRACTION * pixel_fd_flat, pixel_components=PIXEL_COMPONENTS,
     )
 
 
@@ -278,7 +315,8 @@ def save_judge(judge: Judge, calibration: Calibration, folder: Path | str) -> tu
     path = Path(folder) / JUDGE_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu() for k, v in judge.state_dict().items()}
-    torch.save({"model": state, "calibration": asdict(calibration)}, path)
+    values = {**asdict(calibration), "copy_metric": calibration.copy_metric.value}  # plain types for weights_only
+    torch.save({"model": state, "calibration": values}, path)
     return path, sha256(path)
 
 
@@ -295,6 +333,9 @@ def load_judge(folder: Path | str | None = None,
                device: torch.device | str = "cpu") -> tuple[Judge, Calibration]:
     """Load ``judge.pt`` from ``folder`` (default: ``judge_folder()``) with ``weights_only=True``.
 
+    A file written before a field of ``Calibration`` existed loads with that field's default (see
+    ``Calibration``); fields it does not know are left out.
+
     Raises:
         JudgeNotFoundError: no judge there; run ``make judge`` (or set COURSE_JUDGE).
     """
@@ -307,37 +348,8 @@ def load_judge(folder: Path | str | None = None,
     saved = torch.load(path, map_location="cpu", weights_only=True)
     judge = Judge()
     judge.load_state_dict(saved["model"])
-    return judge.to(device).eval(), Calibration(**saved["calibration"])
-
-
-# -- statistics -------------------------------------------------------------------------------
-def wilson_interval(k: int, n: int, z: float = Z_95) -> tuple[float, float]:
-    """The Wilson score interval (Wilson 1927) for a share k / n; 95% by default.
-
-    Unlike the normal approximation p +- z sqrt(p(1-p)/n), it stays inside [0, 1] and keeps its
-    coverage near 0 and 1, where a good model's error rate lives.
-    """
-    if n < 1 or not 0 <= k <= n:
-        raise ValueError(f"need 0 <= k <= n and n >= 1, got k={k}, n={n}")
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
-
-
-def pass_probability(p: float, n: int, mark: float) -> float:
-    """P(at least ceil(mark * n) successes of n) when each image succeeds with probability p.
-
-    The chance that a model whose true success rate is p passes a verdict on n images.
-    """
-    need = math.ceil(mark * n - 1e-9)
-    if p <= 0.0:
-        return float(need <= 0)
-    if p >= 1.0:
-        return 1.0
-    log_terms = [math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)
-                 + k * math.log(p) + (n - k) * math.log1p(-p) for k in range(max(need, 0), n + 1)]
-    return float(sum(math.exp(t) for t in log_terms))
+    known = {f.name for f in fields(Calibration)}
+    return judge.to(device).eval(), Calibration(**{k: v for k, v in saved["calibration"].items() if k in known})
 
 
 def fid(judge: Judge, images: torch.Tensor, real_images: torch.Tensor) -> float:
@@ -379,6 +391,40 @@ def fid(judge: Judge, images: torch.Tensor, real_images: torch.Tensor) -> float:
     for batch in images.split(1000):
         metric.update(batch.to(device), real=False)
     return float(metric.compute())
+
+
+def pixel_basis(train_images: torch.Tensor, k: int = PIXEL_COMPONENTS) -> tuple[torch.Tensor, torch.Tensor]:
+    """The pixels' mean [D] and their top-k principal directions [D, k] (float64, CPU) in images [N, 1, H, W]."""
+    flat = train_images.detach().reshape(len(train_images), -1).double().cpu()
+    mean = flat.mean(0)
+    _, vectors = torch.linalg.eigh(torch.cov(flat.T))  # eigenvalues ascending
+    return mean, vectors[:, -k:].flip(1)
+
+
+def pixel_fd(images: torch.Tensor, real_images: torch.Tensor, basis: tuple[torch.Tensor, torch.Tensor]) -> float:
+    """Frechet distance between Gaussians fitted to two sets' coordinates on ``basis`` (``pixel_basis``).
+
+    The realism measure the judge has no part in: ||mu_1 - mu_2||^2 + Tr(S_1 + S_2 - 2 (S_1 S_2)^(1/2))
+    (the FID's formula, Heusel et al. 2017) on the pixels' main directions of variation in the training
+    images instead of a network's features. Images a judge reads right but that look like no clothes
+    (blobs filling the frame) are far from real ones here whatever the judge thinks of them.
+
+    Args:
+        images, real_images: [N, 1, H, W] and [M, 1, H, W] in [-1, 1], N, M >= 2, the size of the basis.
+    """
+    mean, directions = basis
+
+    def fitted(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        z = (x.detach().reshape(len(x), -1).double().cpu() - mean) @ directions
+        return z.mean(0), torch.cov(z.T).reshape(directions.shape[1], -1)
+
+    if len(images) < 2 or len(real_images) < 2:
+        raise ValueError(f"a Frechet distance needs at least two images on each side, got {len(images)} and {len(real_images)}")
+    (m1, s1), (m2, s2) = fitted(images), fitted(real_images)
+    values, vectors = torch.linalg.eigh(s1)
+    root = vectors @ torch.diag(values.clamp_min(0).sqrt()) @ vectors.T  # S_1^(1/2)
+    cross = torch.linalg.eigvalsh(root @ s2 @ root).clamp_min(0).sqrt().sum()  # Tr (S_1^(1/2) S_2 S_1^(1/2))^(1/2)
+    return float((m1 - m2).pow(2).sum() + s1.trace() + s2.trace() - 2 * cross)
 
 
 REFERENCE_ROW = "real images (not the held-out ones)"
@@ -473,300 +519,14 @@ def fid_table(samples: dict[str, torch.Tensor], heldout: torch.Tensor, reference
     return table
 
 
-# -- the assessment's model ------------------------------------------------------------------
-@dataclass(frozen=True)
-class AssessmentSetup:
-    """The sizes notebook 06 fixes, so that every submission is graded alike.
-
-    Attributes:
-        T, beta_start, beta_end: the linear noise schedule (``DDPM(T, beta_start, beta_end)``).
-        down_chs, t_embed_dim: the U-Net (``utils.unet_utils.UNet`` at 28x28, 10 classes).
-        n_per_class: images the verdict generates per class. seed: the verdict's sampling seed.
-        weights: the file, in the assignment folder, that holds the model's state dict.
-    """
-
-    T: int = 50
-    beta_start: float = 1e-4
-    beta_end: float = 0.2
-    down_chs: tuple[int, int, int] = (16, 32, 32)
-    t_embed_dim: int = 8
-    n_per_class: int = 20
-    seed: int = 6
-    weights: str = "06_model.pt"
-
-
-SETUP = AssessmentSetup()
-
-
-def assessment_unet(setup: AssessmentSetup = SETUP) -> nn.Module:
-    """The course's U-Net with the assessment's sizes: 28x28 images, 10 classes."""
-    from .unet_utils import UNet
-
-    return UNet(T=setup.T, img_size=IMG_SIZE, down_chs=setup.down_chs, t_embed_dim=setup.t_embed_dim,
-                c_embed_dim=len(CLASS_NAMES))
-
-
-class SubmissionError(RuntimeError):
-    """The submitted weights are missing or unusable; the message says why and what to do."""
-
-
-# Prefixes that a wrapper adds to every key of the state dict of the model it wraps.
-WRAPPER_PREFIXES = {"_orig_mod.": "torch.compile", "module.": "DataParallel / DistributedDataParallel"}
-
-
-def _unwrapped(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], list[str]]:
-    """The state dict without the prefixes of known wrappers that every key carries, and the wrappers removed."""
-    removed = []
-    while state:
-        prefix = next((p for p in WRAPPER_PREFIXES if all(k.startswith(p) for k in state)), None)
-        if prefix is None:
-            break
-        state = {k[len(prefix):]: v for k, v in state.items()}
-        removed.append(f"{prefix!r} ({WRAPPER_PREFIXES[prefix]})")
-    return state, removed
-
-
-def _misfit(state: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], n_examples: int = 3) -> str:
-    """How ``state`` differs from ``expected``, in one line with a few example keys."""
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    reshaped = [f"{k} {list(state[k].shape)} for {list(v.shape)}" for k, v in expected.items()
-                if k in state and state[k].shape != v.shape]
-    kinds = (("missing", missing), ("unexpected", unexpected), ("of another shape", reshaped))
-    return "; ".join(f"{len(keys)} {what} (e.g. {', '.join(keys[:n_examples])})" for what, keys in kinds if keys)
-
-
-def load_submission(path: Path | str, setup: AssessmentSetup = SETUP,
-                    device: torch.device | str = "cpu") -> nn.Module:
-    """Load a submitted state dict (``torch.load(..., weights_only=True)``) into ``assessment_unet``.
-
-    Weights saved through a wrapper (``torch.compile``: every key starts with ``_orig_mod.``;
-    ``DataParallel`` or DDP: ``module.``) load with the prefix removed, and a printed line says so.
-
-    Raises:
-        SubmissionError: the file is missing, is not a state dict, or does not fit the U-Net (the
-            message counts the missing, unexpected and reshaped keys, with a few examples).
-    """
-    path = Path(path)
-    if not path.exists():
-        raise SubmissionError(
-            f"no weights at {path.resolve()}: train the model in the fast or full profile (the training "
-            f"cell saves its state dict there), then submit {path.name} with the notebook.")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # a pickle with code in it, a truncated file, not a torch file at all
-        raise SubmissionError(f"{path.name} could not be loaded with weights_only=True "
-                              f"({type(error).__name__}: {error}); save model.state_dict() with torch.save") from error
-    if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
-                                              for k, v in state.items()):
-        raise SubmissionError(f"{path.name} does not hold a state dict; save it with torch.save(model.state_dict(), ...)")
-    state, removed = _unwrapped(state)
-    if removed:  # stdout, not stderr: nbgrader fails a graded cell that writes to stderr
-        print(f"{path.name}: every key carried the prefix {' then '.join(removed)}; loaded without it "
-              f"(next time save the plain module: torch.save(model.state_dict(), path))")
-    model = assessment_unet(setup)
-    misfit = _misfit(state, model.state_dict())
-    if misfit:
-        raise SubmissionError(f"{path.name} does not fit the assessment's U-Net (down_chs={setup.down_chs}, 28x28, "
-                              f"10 classes): {misfit}. Save the plain module (names as in utils.unet_utils.UNet) "
-                              f"with torch.save(model.state_dict(), path)")
-    model.load_state_dict(state)
-    return model.to(device).eval()
-
-
-# -- the course's versions of the pieces a student writes, for the checks ----------------------
-# The graded cells of notebook 06 are checked one at a time: a check of conditional_loss runs it with
-# these q_sample and context_mask, a check of sample_images with these p_sample and guided_noise
-# (``utils.grading.swapped_in``). Same formulas as utils.ddpm_utils and utils.guidance, with the
-# notebook's signatures (the schedule passed as tensors).
-def q_sample(x0: torch.Tensor, t: torch.Tensor, alpha_bars: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-    """x_t = sqrt(alpha_bar_t) x0 + sqrt(1 - alpha_bar_t) noise (Ho et al. 2020, eq. 4); x0, noise [N, C, H, W]."""
-    a = alpha_bars[t].reshape(-1, 1, 1, 1)
-    return a.sqrt() * x0 + (1 - a).sqrt() * noise
-
-
-def p_sample(x_t: torch.Tensor, t: torch.Tensor, e_t: torch.Tensor, betas: torch.Tensor, alphas: torch.Tensor,
-             alpha_bars: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    """One reverse step with sigma_t^2 = beta_t (Ho et al. 2020, Algorithm 2); z is drawn first, always."""
-    z = torch.randn(x_t.shape, generator=generator, device=x_t.device)
-    beta, alpha, alpha_bar = (v[t].reshape(-1, 1, 1, 1) for v in (betas, alphas, alpha_bars))
-    mean = (x_t - beta / (1 - alpha_bar).sqrt() * e_t) / alpha.sqrt()
-    return mean + (t > 0).float().reshape(-1, 1, 1, 1) * beta.sqrt() * z
-
-
-def context_mask(n: int, drop_prob: float, device: torch.device | str = "cpu",
-                 generator: torch.Generator | None = None) -> torch.Tensor:
-    """[n, 1] floats: 0 (hide the class) with probability drop_prob, else 1."""
-    return (torch.rand((n, 1), generator=generator, device=device) >= drop_prob).float()
-
-
-def guided_noise(model: nn.Module, x_t: torch.Tensor, t: torch.Tensor, c: torch.Tensor, w: float) -> torch.Tensor:
-    """(1 + w) e_cond - w e_uncond (Ho & Salimans 2022, eq. 6), from one call on the batch stacked twice."""
-    keep = torch.ones(x_t.shape[0], 1, device=x_t.device)
-    e_cond, e_uncond = model(torch.cat([x_t, x_t]), torch.cat([t, t]), torch.cat([c, c]),
-                             torch.cat([keep, torch.zeros_like(keep)])).chunk(2)
-    return (1 + w) * e_cond - w * e_uncond
-
-
-# -- generation and the verdict ---------------------------------------------------------------
-def requested_classes(n_per_class: int, n_classes: int = len(CLASS_NAMES)) -> torch.Tensor:
-    """The classes a verdict asks for: [n_per_class * n_classes], class 0 first, then 1, ..."""
-    return torch.arange(n_classes).repeat_interleave(n_per_class)
-
-
-def generate(model: nn.Module, ddpm, classes: torch.Tensor, w: float, *, seed: int,
-             folder: Path | str | None = None, progress: bool = True) -> torch.Tensor:
-    """Sample one image per requested class with classifier-free guidance, from a fixed seed.
-
-    Uses the course's sampler (``utils.guidance.guided_sample``) on the schedule's device.
-
-    Args:
-        model: the class-conditional network, ``model(x_t, t, c, c_mask)`` at 28x28.
-        ddpm: a ``utils.ddpm_utils.DDPM``. classes: labels [N]. w: guidance weight.
-        seed: seeds the sampler's generator. folder: the judge folder (see the test-only hook
-            in the module docstring).
-
-    Returns:
-        images [N, 1, 28, 28] on the CPU, clamped to [-1, 1].
-    """
-    folder = Path(folder or judge_folder())
-    stand_in = folder / STAND_IN_FILE
-    if stand_in.exists():
-        return _stand_in_images(stand_in, classes)
-    from .guidance import guided_sample
-
-    device = ddpm.betas.device
-    c = F.one_hot(classes.to(device), len(CLASS_NAMES)).float()
-    g = torch.Generator(device=device).manual_seed(seed)
-    trace = guided_sample(ddpm, model, c, float(w), (1, IMG_SIZE, IMG_SIZE), generator=g, n_frames=2,
-                          progress=progress)
-    return trace.images.cpu().clamp(-1, 1)
-
-
-def _stand_in_images(path: Path, classes: torch.Tensor) -> torch.Tensor:
-    """Real held-out images in place of samples (test-only): per class in order, then mirrored,
-    then again from the start if the stand-in holds too few."""
-    saved = torch.load(path, map_location="cpu", weights_only=True)
-    # stdout, not stderr: nbgrader fails a graded cell that writes to stderr.
-    print(f"TEST STAND-IN ({path}): the images judged are real held-out images, not the model's samples")
-    images, labels = saved["images"], saved["labels"]
-    out = torch.empty(len(classes), *images.shape[1:])
-    for k in classes.unique().tolist():
-        pool = images[labels == k]
-        if not len(pool):
-            raise ValueError(f"the stand-in holds no image of class {k}")
-        pool = torch.cat([pool, pool.flip(-1)])
-        where = (classes == k).nonzero().flatten()
-        pool = pool.repeat(-(-len(where) // len(pool)), 1, 1, 1)  # repeats only when the pool is too small
-        out[where] = pool[:len(where)]
-    return out
-
-
-@dataclass
-class Verdict:
-    """The judge's verdict on generated images (see ``assess``)."""
-
-    n: int
-    successes: int
-    pass_mark: float
-    interval: tuple[float, float]
-    passed: bool
-    correct: torch.Tensor          # [N] bool: the judge read the requested class
-    copies: torch.Tensor           # [N] bool: nearer a training image than the copy threshold
-    collapsed: list[int]           # classes whose samples are all alike
-    predicted: torch.Tensor        # [N] the judge's classes
-    requested: torch.Tensor        # [N] the requested classes
-    nearest: torch.Tensor          # [N] distance to the nearest training image
-    spread: list[float]            # per class, the generated images' spread
-    fid: float | None
-    calibration: Calibration
-
-    @property
-    def rate(self) -> float:
-        return self.successes / self.n
-
-    @property
-    def success(self) -> torch.Tensor:
-        """[N] bool: correct, not a copy, and its class not collapsed."""
-        collapsed = torch.tensor([int(k) in self.collapsed for k in self.requested.tolist()], dtype=torch.bool)
-        return self.correct & ~self.copies & ~collapsed
-
-    def report(self) -> str:
-        """The verdict as text: every number it rests on."""
-        cal = self.calibration
-        lo, hi = self.interval
-        real_lo, real_hi = wilson_interval(round(cal.accuracy * cal.n_heldout), cal.n_heldout)
-        lines = [
-            f"judge: {cal.accuracy:.1%} right on {cal.n_heldout:,} real held-out images "
-            f"(95% interval {real_lo:.1%} to {real_hi:.1%}); trained on {cal.n_train:,} images",
-            f"pass mark: {PASS_FRACTION:.0%} of that = {self.pass_mark:.1%} of the generated images must succeed",
-            f"generated: {self.n} images; judge read the requested class for {int(self.correct.sum())}",
-            f"near copies of training images: {int(self.copies.sum())} (distance below {cal.copy_threshold:.3f}; "
-            f"nearest distance median {float(self.nearest.median()):.3f})",
-            "classes whose samples are all alike (spread below "
-            f"{COLLAPSE_FRACTION:.0%} of real): {[CLASS_NAMES[k] for k in self.collapsed] or 'none'}",
-            f"successes: {self.successes}/{self.n} = {self.rate:.1%}, 95% interval {lo:.1%} to {hi:.1%}",
-        ]
-        if self.fid is not None:
-            lines.append(f"judge-feature FID against real held-out images: {self.fid:.2f} "
-                         f"(real against real at this size: {cal.fid_real:.2f})")
-        lines.append(f"verdict: {'PASS' if self.passed else 'FAIL'} "
-                     f"({self.rate:.1%} {'>=' if self.passed else '<'} {self.pass_mark:.1%})")
-        return "\n".join(lines)
-
-
-def assess(judge: Judge, calibration: Calibration, images: torch.Tensor, requested: torch.Tensor,
-           train_images: torch.Tensor, real_images: torch.Tensor | None = None) -> Verdict:
-    """Judge generated images against a calibrated pass mark.
-
-    An image succeeds when the judge reads its requested class, its distance to the nearest
-    training image is at least ``calibration.copy_threshold``, and its class's spread is at least
-    COLLAPSE_FRACTION of the real spread of that class. It passes when the share of successes
-    is at least PASS_FRACTION times the judge's accuracy on real held-out images.
-
-    Args:
-        images: generated [N, 1, 28, 28] in [-1, 1]; requested: their classes [N], at least two
-            images of each class present.
-        train_images: the diffusion model's training images [M, 1, 28, 28] (to find copies).
-        real_images: real held-out images for the FID, or None to skip it.
-    """
-    images, requested = images.detach().cpu().float(), requested.cpu().long()
-    if images.dim() != 4 or images.shape[1:] != (1, IMG_SIZE, IMG_SIZE) or len(images) != len(requested):
-        raise ValueError(f"expected images [N, 1, 28, 28] and classes [N], got {list(images.shape)} "
-                         f"and {list(requested.shape)}")
-    if not torch.isfinite(images).all():
-        raise ValueError("the generated images contain NaN or infinite values; the model diverged")
-    predicted = predict(judge, images)
-    correct = predicted == requested
-    nearest = nearest_train_distance(images, train_images.cpu())
-    copies = nearest < calibration.copy_threshold
-    spread, collapsed = [], []
-    for k in range(len(CLASS_NAMES)):
-        mine = images[requested == k]
-        s = class_spread(mine) if len(mine) >= 2 else float("nan")
-        spread.append(s)
-        if len(mine) >= 2 and s < COLLAPSE_FRACTION * calibration.class_spread[k]:
-            collapsed.append(k)
-    ok = correct & ~copies & ~torch.tensor([int(k) in collapsed for k in requested.tolist()], dtype=torch.bool)
-    n, successes = len(images), int(ok.sum())
-    mark = PASS_FRACTION * calibration.accuracy
-    return Verdict(
-        n=n, successes=successes, pass_mark=mark, interval=wilson_interval(successes, n),
-        passed=successes >= mark * n - 1e-9, correct=correct, copies=copies, collapsed=collapsed,
-        predicted=predicted, requested=requested, nearest=nearest, spread=spread,
-        fid=fid(judge, images, real_images) if real_images is not None else None, calibration=calibration,
-    )
-
-
 # -- make judge -------------------------------------------------------------------------------
-
-
 def main(argv: list[str] | None = None) -> int:
     """Train the judge on the train split, calibrate it on the test split, save it, print the checksum."""
     import argparse
 
     from .data import fashion_mnist_tensors
     from .runtime import default_device
+    from .verdict import SETUP, wilson_interval
 
     parser = argparse.ArgumentParser(prog="python -m utils.judge", description=main.__doc__)
     parser.add_argument("--out", default=str(COURSE_ROOT / "judge"), help="folder to write judge.pt to")
@@ -785,8 +545,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"accuracy on {len(heldout):,} real held-out images: {calibration.accuracy:.2%} (95% interval "
           f"{lo:.2%} to {hi:.2%}); per class: "
           + ", ".join(f"{name} {a:.0%}" for name, a in zip(CLASS_NAMES, calibration.per_class_accuracy)))
-    print(f"copy threshold {calibration.copy_threshold:.4f}; FID real against real ({n_generated} images): "
-          f"{calibration.fid_real:.2f}")
+    print(f"copy threshold {calibration.copy_threshold:.4f} (moves of up to {calibration.copy_search} pixels, "
+          f"mirror image and brightness; {COPY_QUANTILE:.0%} of {min(COPY_PROBES, len(heldout)):,} held-out images "
+          f"come nearer a training image); FID real against real ({n_generated} images): "
+          f"{calibration.fid_real:.2f}, realism bound {calibration.realism_bound:.1f}; pixel FD real against real: "
+          f"{calibration.pixel_fd_real:.2f}, of the mean image repeated: {calibration.pixel_fd_flat:.1f}, bound "
+          f"{calibration.pixel_fd_bound:.1f}")
     print(f"wrote {path}\nSHA-256 {checksum}")
     return 0
 
