@@ -74,7 +74,8 @@ def test_calibration_is_measured(trained):
     lo, hi = judge.wilson_interval(round(cal.accuracy * cal.n_heldout), cal.n_heldout)
     report(f"test judge on {cal.n_train} sample images: {cal.accuracy:.0%} right on {cal.n_heldout} held-out "
            f"(95% {lo:.0%}-{hi:.0%}); copy threshold {cal.copy_threshold:.3f}; FID real/real {cal.fid_real:.1f} "
-           f"(bound {cal.realism_bound:.1f}); pixel FD real/real {cal.pixel_fd_real:.2f} (bound {cal.pixel_fd_bound:.1f})")
+           f"(bound {cal.realism_bound:.1f}); pixel FD real/real {cal.pixel_fd_real:.2f} "
+           f"(bound {cal.pixel_fd_bound:.1f})")
     assert cal.n_heldout == len(heldout) and cal.n_train == len(train)
     right = (judge.predict(net, heldout.images) == heldout.labels).float().mean().item()
     assert cal.accuracy == pytest.approx(right)
@@ -132,7 +133,8 @@ def test_moved_mirrored_and_relit_training_images_are_copies(trained):
     net, cal, train, heldout = trained
     g = torch.Generator().manual_seed(1)
     images, asked = per_class(train.images, train.labels, PER_CLASS)
-    images = moved(images, torch.randint(-2, 3, (len(images),), generator=g), torch.randint(-2, 3, (len(images),), generator=g))
+    n = len(images)
+    images = moved(images, torch.randint(-2, 3, (n,), generator=g), torch.randint(-2, 3, (n,), generator=g))
     images[::2] = images[::2].flip(-1)
     images = images * 0.8 - 0.1
     pixels = CopyMetric.PIXELS  # the plain pixel distance of judges made before, with its threshold

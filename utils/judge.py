@@ -276,7 +276,8 @@ def calibrate(judge: Judge, train: ImageTensors, heldout: ImageTensors, *, n_gen
     near = nearest_distance(drawn(heldout.images, copy_probes), train.images, search=COPY_SEARCH)
     spread = [class_spread(drawn(heldout.images[labels == k], spread_probes), search=SPREAD_SEARCH) for k in classes]
     basis = pixel_basis(train.images)
-    pixel_fd_real = sum(pixel_fd(drawn(train.images, n), heldout.images, basis) for _ in range(PIXEL_DRAWS)) / PIXEL_DRAWS
+    pixel_fd_real = sum(pixel_fd(drawn(train.images, n), heldout.images, basis)
+                        for _ in range(PIXEL_DRAWS)) / PIXEL_DRAWS
     pixel_fd_flat = pixel_fd(train.images.mean(0, keepdim=True).expand(n, -1, -1, -1), heldout.images, basis)
     return Calibration(
         accuracy=float(right.float().mean()), n_heldout=len(heldout),
@@ -419,7 +420,8 @@ def pixel_fd(images: torch.Tensor, real_images: torch.Tensor, basis: tuple[torch
         return z.mean(0), torch.cov(z.T).reshape(directions.shape[1], -1)
 
     if len(images) < 2 or len(real_images) < 2:
-        raise ValueError(f"a Frechet distance needs at least two images on each side, got {len(images)} and {len(real_images)}")
+        raise ValueError(f"a Frechet distance needs at least two images on each side, got {len(images)} and "
+                         f"{len(real_images)}")
     (m1, s1), (m2, s2) = fitted(images), fitted(real_images)
     values, vectors = torch.linalg.eigh(s1)
     root = vectors @ torch.diag(values.clamp_min(0).sqrt()) @ vectors.T  # S_1^(1/2)

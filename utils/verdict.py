@@ -323,7 +323,8 @@ def _without_stand_in(heldout: torch.Tensor, folder: Path) -> tuple[torch.Tensor
     path = folder / STAND_IN_FILE
     if not path.exists():
         return heldout, 0
-    replayed = {image.numpy().tobytes() for image in torch.load(path, map_location="cpu", weights_only=True)["images"].float()}
+    saved = torch.load(path, map_location="cpu", weights_only=True)
+    replayed = {image.numpy().tobytes() for image in saved["images"].float()}
     keep = torch.tensor([image.numpy().tobytes() not in replayed for image in heldout.float()], dtype=torch.bool)
     return heldout[keep], int((~keep).sum())
 
@@ -379,9 +380,9 @@ class Verdict:
             out.append(f"not realistic: judge-feature FID {self.fid:.1f} against real held-out images, above the "
                        f"bound of {cal.realism_bound:.1f} (real images score {cal.fid_real:.1f})")
         if self.pixel_fd is not None and self.pixel_fd > cal.pixel_fd_bound:
-            out.append(f"not realistic: pixel FD {self.pixel_fd:.1f} against real held-out images, above the bound "
-                       f"of {cal.pixel_fd_bound:.1f} (real images score {cal.pixel_fd_real:.1f}, the mean image repeated "
-                       f"{cal.pixel_fd_flat:.1f})")
+            out.append(f"not realistic: pixel FD {self.pixel_fd:.1f} against real held-out images, above the "
+                       f"bound of {cal.pixel_fd_bound:.1f} (real images score {cal.pixel_fd_real:.1f}, the mean "
+                       f"image repeated {cal.pixel_fd_flat:.1f})")
         return out
 
     def report(self) -> str:
@@ -409,7 +410,8 @@ class Verdict:
             f"held-out images; {how}; nearest distance median {float(self.nearest.median()):.3f})",
         ]
         if self.stand_in_left_out:
-            lines.append(f"TEST STAND-IN: the {self.stand_in_left_out} held-out images it replays were not looked at for copies")
+            lines.append(f"TEST STAND-IN: the {self.stand_in_left_out} held-out images it replays were not looked "
+                         f"at for copies")
         lines += [
             f"classes whose samples are all alike (spread below {COLLAPSE_FRACTION:.0%} of real, {same}): "
             f"{[CLASS_NAMES[k] for k in self.collapsed] or 'none'}",
@@ -477,8 +479,9 @@ def assess(judge: Judge, calibration: Calibration, images: torch.Tensor, request
     n, successes = len(images), int(ok.sum())
     mark = PASS_FRACTION * calibration.accuracy
     distance = fid(judge, images, heldout_images)
-    pixels = (pixel_fd(images, heldout_images, pixel_basis(train_images, calibration.pixel_components)) if calibration.pixel_fd_bound is not None
-              else None)
+    pixels = None
+    if calibration.pixel_fd_bound is not None:
+        pixels = pixel_fd(images, heldout_images, pixel_basis(train_images, calibration.pixel_components))
     realistic = distance <= calibration.realism_bound and (pixels is None or pixels <= calibration.pixel_fd_bound)
     return Verdict(
         n=n, successes=successes, pass_mark=mark, interval=wilson_interval(successes, n),
