@@ -396,9 +396,13 @@ def fid(judge: Judge, images: torch.Tensor, real_images: torch.Tensor) -> float:
 
 def pixel_basis(train_images: torch.Tensor, k: int = PIXEL_COMPONENTS) -> tuple[torch.Tensor, torch.Tensor]:
     """The pixels' mean [D] and their top-k principal directions [D, k] (float64, CPU) in images [N, 1, H, W]."""
-    flat = train_images.detach().reshape(len(train_images), -1).double().cpu()
-    mean = flat.mean(0)
-    _, vectors = torch.linalg.eigh(torch.cov(flat.T))  # eigenvalues ascending
+    flat = train_images.detach().reshape(len(train_images), -1)
+    n, total, outer = len(flat), 0, 0
+    for part in flat.split(8192):  # float64 a part at a time: 60,000 images at once would take 0.4 GB
+        part = part.double().cpu()
+        total, outer = total + part.sum(0), outer + part.T @ part
+    mean = total / n
+    _, vectors = torch.linalg.eigh((outer - n * torch.outer(mean, mean)) / (n - 1))  # the covariance; ascending
     return mean, vectors[:, -k:].flip(1)
 
 
