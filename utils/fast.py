@@ -360,10 +360,14 @@ NORMS = (nn.GroupNorm, nn.LayerNorm, nn.modules.batchnorm._BatchNorm)
 def _norms_in_float32(module: nn.Module) -> list:
     """Make every normalisation layer of ``module`` compute in float32 under autocast, as CUDA's
     autocast does by its own rules and CPU autocast does not (it runs GroupNorm in bfloat16): a
-    hook casts the layer's input to float32, so its statistics and output are float32 and the
-    next convolution casts back. Returns the hook handles, to remove them."""
-    def to_float32(_layer, args):
-        return tuple(a.float() if torch.is_tensor(a) and a.is_floating_point() else a for a in args)
+    hook casts the layer's input to the layer's own dtype (float32 for a float32 model), so its
+    statistics and output are float32 and the next convolution casts back. Returns the hook
+    handles, to remove them."""
+    def to_float32(layer, args):
+        # the layer's own dtype: float32 for a float32 model; a bfloat16 model keeps bfloat16
+        weight = getattr(layer, "weight", None)
+        dtype = weight.dtype if weight is not None else torch.float32
+        return tuple(a.to(dtype) if torch.is_tensor(a) and a.is_floating_point() else a for a in args)
 
     return [m.register_forward_pre_hook(to_float32) for m in module.modules() if isinstance(m, NORMS)]
 
