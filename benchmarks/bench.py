@@ -153,7 +153,10 @@ class Stepper:
         self.ddpm = DDPM(T=T).to(device)
         # The thread count is set per timed block (below), so steppers measured in turns do not
         # inherit each other's.
-        self.run = contextlib.ExitStack().enter_context(fast.training(self.model, replace(path, threads=None)))
+        # Keep the stack: a context left to the garbage collector is closed with it, which would undo
+        # the path's setup (layout, hooks) before the timed steps.
+        self._stack = contextlib.ExitStack()
+        self.run = self._stack.enter_context(fast.training(self.model, replace(path, threads=None)))
         self.optimizer = self.run.adam(1e-3)
         g = torch.Generator().manual_seed(seed)
         self.x = (torch.rand(batch, 1, 16, 16, generator=g) * 2 - 1).to(device)
