@@ -40,6 +40,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -409,31 +410,41 @@ def section_sampling(device: torch.device, args) -> list[Row]:
     if device.type == "cuda" and not args.no_compile and fast.can_compile("cuda"):
         compiled = replace(auto, compile=True, cudagraphs=True)
         runs[f"sampler, {compiled.description}"] = compiled
-    first = {}
 
-    def run_sampler(path) -> float:
+    def sample(path) -> None:
+        sampler.sample(model, shape, generator=torch.Generator(device=device).manual_seed(0), fast=path)
+
+    rows = sampler_rows(runs, sample, device, n, steps, args.sample_repeats)
+    return call_rows + rows + guided_rows(device, args, steps)
+
+
+def sampler_rows(runs: dict[str, FastPath | bool], sample: Callable[[FastPath | bool], None],
+                 device: torch.device, n: int, steps: int, repeats: int, what: str = "") -> list[Row]:
+    """Whole sampler runs of ``steps`` reverse steps (scaled to T: a DDPM of fewer steps costs what the
+    first steps of the long one cost), each path in turn, ``repeats`` times; the first run is the
+    baseline of the ratios. A compiled path gets one warm-up run first, reported in its note."""
+    def timed(path) -> float:
         sync(device)
         start = time.perf_counter()
-        sampler.sample(model, shape, generator=torch.Generator(device=device).manual_seed(0), fast=path)
+        sample(path)
         sync(device)
         return (time.perf_counter() - start) * T / steps
 
-    for name, path in runs.items():
-        if isinstance(path, FastPath) and path.compile:
-            first[name] = run_sampler(path) * steps / T  # warm-up run: compiling
+    first = {name: timed(path) * steps / T for name, path in runs.items()
+             if isinstance(path, FastPath) and path.compile}  # warm-up runs: compiling
     times = {name: [] for name in runs}
-    for _ in range(args.sample_repeats):
+    for _ in range(repeats):
         for name, path in runs.items():
-            times[name].append(run_sampler(path))
+            times[name].append(timed(path))
     how = f"{T} steps" if steps == T else f"{steps} steps measured, scaled to {T}"
-    sampler_rows = []
+    rows = []
     for name, v in times.items():
-        note = f"{n} images, {how}, median of {len(v)}"
+        note = f"{n} images{what}, {how}, median of {len(v)}"
         if name in first:
             note += f"; first run incl. compile {first[name]:.1f} s"
-        sampler_rows.append(Row("sample", name, median(v), n / median(v), note=note, samples=v))
-    add_ratios(sampler_rows, sampler_rows[0])
-    return call_rows + sampler_rows + guided_rows(device, args, steps)
+        rows.append(Row("sample", name, median(v), n / median(v), note=note, samples=v))
+    add_ratios(rows, rows[0])
+    return rows
 
 
 def _settled_sampling_path(model, device, path: FastPath, x, t, *model_args) -> str:
@@ -461,23 +472,11 @@ def guided_rows(device: torch.device, args, steps: int) -> list[Row]:
     runs = {"guided sampler, eager float32 (fast=False)": False,
             f"guided sampler, automatic fast path = {settled}": auto}
 
-    def run(path) -> float:
-        sync(device)
-        start = time.perf_counter()
+    def sample(path) -> None:
         guided_sample(sampler, model, c, 2.0, (1, 16, 16), generator=torch.Generator(device=device).manual_seed(0),
                       n_frames=2, fast=path)
-        sync(device)
-        return (time.perf_counter() - start) * T / steps
 
-    times = {name: [] for name in runs}
-    for _ in range(args.sample_repeats):
-        for name, path in runs.items():
-            times[name].append(run(path))
-    how = f"{T} steps" if steps == T else f"{steps} steps measured, scaled to {T}"
-    rows = [Row("sample", name, median(v), n / median(v), note=f"{n} images, w = 2, {how}, median of {len(v)}",
-                samples=v) for name, v in times.items()]
-    add_ratios(rows, rows[0])
-    return rows
+    return sampler_rows(runs, sample, device, n, steps, args.sample_repeats, what=", w = 2")
 
 
 # -- profile --------------------------------------------------------------------------------------

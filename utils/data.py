@@ -102,8 +102,13 @@ def _missing_message(root: Path, reason: str) -> str:
     )
 
 
-def _splits(root: Path | str | None, download: bool) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """[(images [N, 28, 28] uint8, labels [N] long)] for the train and test splits."""
+SPLIT_FILES = {"train": ("train",), "test": ("t10k",), "all": ("train", "t10k")}
+
+
+def _splits(root: Path | str | None, download: bool,
+            split: str = "all") -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """[(images [N, 28, 28] uint8, labels [N] long)] for the train and/or test split; only the
+    files of the splits asked for are read."""
     raw = find_raw(root)
     if raw is None:
         target = Path(root) if root is not None else data_dir()
@@ -117,7 +122,7 @@ def _splits(root: Path | str | None, download: bool) -> list[tuple[torch.Tensor,
             raise DataNotFoundError(_missing_message(target, f"{type(error).__name__}: {error}")) from error
         raw = target / "FashionMNIST" / "raw"
     return [(read_idx(raw / f"{prefix}-images-idx3-ubyte"), read_idx(raw / f"{prefix}-labels-idx1-ubyte").long())
-            for prefix in ("train", "t10k")]
+            for prefix in SPLIT_FILES[split]]
 
 
 class _ImageDataset(torch.utils.data.Dataset):
@@ -186,8 +191,7 @@ def fashion_mnist_tensors(img_size: int = 16, root: Path | str | None = None,
     """
     if split not in ("all", "train", "test"):
         raise ValueError(f"split must be 'all', 'train' or 'test', got {split!r}")
-    parts = _splits(root, download)
-    parts = {"all": parts, "train": parts[:1], "test": parts[1:]}[split]
+    parts = _splits(root, download, split)
     raw = torch.cat([images for images, _ in parts]).unsqueeze(1).float() / 255.0  # [N, 1, 28, 28]
     images = F.interpolate(raw, size=(img_size, img_size), mode="bilinear", antialias=True,
                            align_corners=False)

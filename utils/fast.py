@@ -63,6 +63,7 @@ Purpose = Literal["train", "sample"]
 # on a small CPU) and saves a few milliseconds per step on a GPU, so it pays off only over thousands
 # of steps (one full-profile epoch of 70,000 images at batch 128 is 546 steps).
 MIN_COMPILE_STEPS = 2000
+MEASURE_REASON = "native bfloat16: timed on the model's first call"
 _TRUE = {"1", "true", "yes", "on"}
 
 
@@ -268,7 +269,7 @@ def choose_path(device: torch.device | str, purpose: Purpose = "train", *,
                         fused_adam=not sampling_, reason=reason)
     if device_type == "cpu" and cpu_has_native_bf16():
         return FastPath("cpu", inference_mode=sampling_, threads=threads, measure=True,
-                        reason=why_threads or "native bfloat16: timed on the model's first call")
+                        reason=why_threads or MEASURE_REASON)
     if device_type == "cpu":
         compiled = (not sampling_ and long_enough and cpu_has_avx512() and can_compile("cpu"))
         reason = why_threads or ("AVX-512, long run" if compiled else "fastest measured on CPUs")
@@ -391,8 +392,8 @@ def _autocast(path: FastPath):
     return torch.autocast(device_type=path.device_type, dtype=path.autocast_dtype)
 
 
-def _settle(model, path: FastPath, purpose: Purpose, step: Callable[[FastPath, Callable], None],
-            inputs, twin=None) -> FastPath:
+def _fastest_path(model, path: FastPath, purpose: Purpose, step: Callable[[FastPath, Callable], None],
+                  inputs, twin=None) -> FastPath:
     """Time ``step(candidate, call)`` on each of ``cpu_candidates(path)`` (on ``twin`` where given,
     a copy of ``model`` whose state may change) and return the fastest, its reason giving the times."""
     from .path_probe import fastest, probe_key, with_reason
@@ -406,7 +407,7 @@ def _settle(model, path: FastPath, purpose: Purpose, step: Callable[[FastPath, C
             return time.perf_counter() - start
 
     winner, best = fastest(cpu_candidates(path), time_one, probe_key(model, purpose, inputs, path.threads))
-    return with_reason(winner, best, path.reason)
+    return with_reason(winner, best, "" if path.reason == MEASURE_REASON else path.reason)
 
 
 @contextlib.contextmanager
@@ -442,8 +443,8 @@ def sampling(model, device: torch.device | str, fast: bool | FastPath | None = N
 
         def predict(x_t: torch.Tensor, t: torch.Tensor, *model_args) -> torch.Tensor:
             if predict.call is None:
-                predict.path = _settle(model, predict.path, "sample",
-                                       lambda c, call: run(c, call, x_t, t, model_args), (x_t, t, *model_args))
+                predict.path = _fastest_path(model, predict.path, "sample",
+                                             lambda c, call: run(c, call, x_t, t, model_args), (x_t, t, *model_args))
                 predict.call = stack.enter_context(_applied(model, predict.path))
             return run(predict.path, predict.call, x_t, t, model_args).to(x_t.dtype)
 
@@ -486,8 +487,6 @@ class TrainingRun:
     def _settle(self, loss_fn: Callable, batch) -> None:
         import copy
 
-        from .path_probe import kept_rng
-
         twin = copy.deepcopy(self.model)
 
         def step(candidate: FastPath, call) -> None:
@@ -496,8 +495,9 @@ class TrainingRun:
             loss.backward()
             twin.zero_grad(set_to_none=True)
 
-        with kept_rng():
-            self.path = _settle(self.model, self.path, "train", step, batch, twin=twin)
+        # timing draws timesteps and noise: put the random state back, so the run stays as reproducible
+        with torch.random.fork_rng(devices=[]):
+            self.path = _fastest_path(self.model, self.path, "train", step, batch, twin=twin)
         self.call = self._stack.enter_context(_applied(self.model, self.path))
 
 

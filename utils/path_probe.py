@@ -9,9 +9,8 @@ notebook pays for it once per model (a few seconds against minutes of training).
 """
 from __future__ import annotations
 
-import contextlib
 from dataclasses import replace
-from typing import Callable, Iterator, TypeVar
+from typing import Callable, TypeVar
 
 import torch
 
@@ -61,19 +60,7 @@ def forget() -> None:
     _CHOSEN.clear()
 
 
-def with_reason(winner, best: dict, base_reason: str = ""):
-    """``winner`` with a reason that gives each candidate's measured time."""
+def with_reason(winner, best: dict, why: str = ""):
+    """``winner`` with a reason: ``why`` (if any), then each candidate's measured time."""
     times = ", ".join(f"{c.switches} {1000 * s:.0f} ms" for c, s in sorted(best.items(), key=lambda kv: kv[1]))
-    reason = (base_reason + "; " if base_reason and "timed" not in base_reason else "") + f"timed here: {times}"
-    return replace(winner, reason=reason)
-
-
-@contextlib.contextmanager
-def kept_rng() -> Iterator[None]:
-    """Restore the CPU random state afterwards, so timing a loss (which draws timesteps and noise)
-    leaves the run as reproducible as it was."""
-    state = torch.get_rng_state()
-    try:
-        yield
-    finally:
-        torch.set_rng_state(state)
+    return replace(winner, reason=(f"{why}; " if why else "") + f"timed here: {times}")
