@@ -3,6 +3,7 @@
     make course-run                                   (the fast profile, all six notebooks)
     python benchmarks/course_run.py --profile fast --ids 02_Diffusion_Models 03_Optimizations
     python benchmarks/course_run.py --profile grade    (times only, as nbgrader runs them)
+    python benchmarks/course_run.py --ids 06_Assessment --seed 1   (another training seed)
 
 Each notebook runs in a fresh kernel (nbclient), in course order, with one scratch checkpoint
 folder shared by the series (as for a student who works through it: 03 reuses 02's model) and no
@@ -111,13 +112,29 @@ def _save_pictures(nb, folder: Path, stem: str) -> int:
     return count
 
 
-def run(nb_id: str, timeout: int, out: Path, payoffs: bool = True) -> dict:
+def reseed(nb, seed: int) -> None:
+    """Make the notebook's setup cell (the first that calls ``set_seed(0)``) call ``set_seed(seed)``.
+
+    The setup cell's seed drives the training data order, the initial weights and the samples, so
+    another seed is another training run of the same notebook. Raises ValueError when no cell calls
+    ``set_seed(0)``.
+    """
+    for cell in nb.cells:
+        if cell.cell_type == "code" and "set_seed(0)" in cell.source:
+            cell.source = cell.source.replace("set_seed(0)", f"set_seed({seed})", 1)
+            return
+    raise ValueError("no code cell calls set_seed(0): --seed has nothing to change in this notebook")
+
+
+def run(nb_id: str, timeout: int, out: Path, payoffs: bool = True, seed: int = 0) -> dict:
     """Run one instructor notebook top to bottom; its times, payoff and where it was saved."""
     import nbformat
     from nbclient import NotebookClient
 
     path = ROOT / "solutions" / nb_id / f"{nb_id}.ipynb"
     nb = nbformat.read(path, as_version=4)
+    if seed != 0:
+        reseed(nb, seed)
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
                             resources={"metadata": {"path": str(path.parent)}})
     cells, start = [], time.perf_counter()
@@ -134,7 +151,7 @@ def run(nb_id: str, timeout: int, out: Path, payoffs: bool = True) -> dict:
     nbformat.write(nb, out / f"{nb_id}.ipynb")
     pictures = _save_pictures(nb, out, nb_id)
     train_seconds = sum(c["seconds"] for c in cells if c["trains"])
-    return {"notebook": nb_id, "seconds": round(wall, 1), "train_seconds": round(train_seconds, 1),
+    return {"notebook": nb_id, "seed": seed, "seconds": round(wall, 1), "train_seconds": round(train_seconds, 1),
             "payoff": payoff, "figure": PAYOFFS.get(nb_id, (None, "-"))[1], "pictures": pictures,
             "slowest_cells": sorted(cells, key=lambda c: -c["seconds"])[:5]}
 
@@ -157,10 +174,10 @@ def preflight() -> str | None:
     return None
 
 
-def table(results: list[dict], profile: str) -> str:
+def table(results: list[dict], profile: str, seed: int = 0) -> str:
     import platform
 
-    lines = [f"course run, profile {profile}, {time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} cores, "
+    lines = [f"course run, profile {profile}, seed {seed}, {time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} cores, "
              f"{platform.processor() or platform.machine()}",
              "| notebook | wall (s) | training cells (s) | payoff figure | value | target | result | detail |",
              "| --- | ---: | ---: | --- | ---: | --- | --- | --- |"]
@@ -180,13 +197,16 @@ def main(argv=None) -> int:
     parser.add_argument("--ids", nargs="*", default=None, help="notebook ids (default: all six, in order)")
     parser.add_argument("--timeout", type=int, default=3600, help="seconds per cell")
     parser.add_argument("--out", type=Path, default=None, help="folder for the executed notebooks and pictures")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="the seed of each notebook's setup cell (default 0, as released): another training run")
     args = parser.parse_args(argv)
     problem = preflight() if args.profile != "grade" else None
     if problem:
         print(f"course run not started: {problem}")
         return 2
     ids = args.ids or sorted(p.name for p in (ROOT / "solutions").iterdir() if (p / f"{p.name}.ipynb").exists())
-    out = args.out or ROOT / "benchmarks" / "results" / f"course-run-{args.profile}"
+    out = args.out or ROOT / "benchmarks" / "results" / (
+        f"course-run-{args.profile}" + (f"-seed{args.seed}" if args.seed else ""))
     out.mkdir(parents=True, exist_ok=True)
     os.environ["COURSE_PROFILE"] = args.profile
     if args.profile == "grade":
@@ -197,12 +217,12 @@ def main(argv=None) -> int:
         for nb_id in ids:
             print(f"running {nb_id} ({args.profile}), load {' '.join(f'{v:.1f}' for v in os.getloadavg())}",
                   flush=True)
-            result = run(nb_id, args.timeout, out, payoffs=args.profile != "grade")
+            result = run(nb_id, args.timeout, out, payoffs=args.profile != "grade", seed=args.seed)
             results.append(result)
             print(f"  {result['seconds']:.0f} s (training {result['train_seconds']:.0f} s); payoff {result['payoff']}",
                   flush=True)
             (out / "results.json").write_text(json.dumps(results, indent=1))
-    report = table(results, args.profile)
+    report = table(results, args.profile, args.seed)
     (out / "table.md").write_text(report + "\n")
     print("\n" + report + f"\n\nexecuted notebooks and pictures: {out}")
     return 0

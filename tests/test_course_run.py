@@ -44,3 +44,16 @@ def test_06_needs_five_points_above_the_pass_mark(share, passed):
 
     result = _payoff("06_Assessment", {"verdict": Verdict(), "GUIDANCE_WEIGHT": 2.0})
     assert result["passed"] is passed and "w = 2" in result["detail"]
+
+
+def test_another_seed_changes_only_the_setup_cell():
+    import nbformat
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("set_seed(0) in prose"),
+                                         nbformat.v4.new_code_cell("generator = set_seed(0)\nx = 1"),
+                                         nbformat.v4.new_code_cell("set_seed(0)  # an ablation")])
+    course_run.reseed(nb, 3)
+    assert [c.source for c in nb.cells] == ["set_seed(0) in prose", "generator = set_seed(3)\nx = 1",
+                                            "set_seed(0)  # an ablation"]
+    with pytest.raises(ValueError, match="set_seed"):
+        course_run.reseed(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")]), 1)
