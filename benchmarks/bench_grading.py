@@ -25,6 +25,7 @@ import argparse
 import copy
 import json
 import os
+import re
 import shutil
 import statistics
 import sys
@@ -64,6 +65,25 @@ def keep_log(run: dict, kind: str, row, headline: str, tail: int) -> None:
     run.setdefault(kind, []).append({**vars(row), "log_text": log})
     print(f"  {row.student} {row.assignment}: {headline}\n"
           + "".join(f"    {line}\n" for line in log.splitlines()[-tail:]), flush=True)
+
+
+def kernel_waits(rows) -> dict:
+    """How often a grading kernel sat idle while a cell ran, read from each submission's log.
+
+    ``woken``: kernels the grader had to wake (``grader.grade_one._nudge_kernel``: a request left unread);
+    ``stalled``: attempts killed after the stall limit and graded again. Both are 0 when no reply is lost.
+    """
+    waits = {"gradings": 0, "woken": 0, "nudges": 0, "stalled": 0, "where": []}
+    for row in rows:
+        log = Path(row.log).read_text(errors="replace") if row.log and Path(row.log).is_file() else ""
+        waits["gradings"] += 1
+        nudges = [int(n) for n in re.findall(r"woke a kernel that waited idle (\d+) time", log)]
+        stalls = re.findall(r"attempt \d+: (.*); grading again", log)
+        waits["woken"] += bool(nudges)
+        waits["nudges"] += sum(nudges)
+        waits["stalled"] += len(stalls)
+        waits["where"] += [f"{row.student} {row.assignment}: {s}" for s in stalls]
+    return waits
 
 
 def make_course(root: Path, assignments: list[str]) -> dict[str, dict]:
@@ -184,9 +204,11 @@ def main(argv: list[str]) -> int:
             wall = time.perf_counter() - start
             results[mode] = grades(course)
             statuses = {s: summary.count(s) for s in {r.status for r in summary.rows}}
+            waits = kernel_waits(summary.rows)
             figures["runs"][mode] = {"seconds": wall, "per_minute": 60 * total / wall, "statuses": statuses,
-                                     "load_before": before, "load_after": loadavg()}
+                                     "load_before": before, "load_after": loadavg(), "kernel_waits": waits}
             print(f"{mode}: {wall:.0f} s, {60 * total / wall:.2f} submissions/min, statuses {statuses}; "
+                  f"kernels woken {waits['woken']}, stalled attempts {waits['stalled']}; "
                   f"load {before} -> {loadavg()}", flush=True)
             # a run's outliers and failures say why, before the course folder and its logs go
             for row in slow_rows(summary.rows):
@@ -200,13 +222,20 @@ def main(argv: list[str]) -> int:
             run["speedup"] = runs["serial"]["seconds"] / run["seconds"]
     identical = len({json.dumps(sorted(map(str, r.items()))) for r in results.values()}) <= 1
     figures["identical_grades"] = identical
-    print("\n| run | wall time | submissions/min | vs serial |\n|---|---:|---:|---:|")
+    print("\n| run | wall time | submissions/min | vs serial | kernels woken / stalled attempts |"
+          "\n|---|---:|---:|---:|---:|")
     for mode, run in runs.items():
         failed = sum(n for status, n in run["statuses"].items() if status != "graded")
         ratio = f"{run['speedup']:.2f}x" if "speedup" in run and not failed else ""
         if failed:
             ratio = f"not valid: {failed} not graded"
-        print(f"| {mode} | {run['seconds']:.0f} s | {run['per_minute']:.2f} | {ratio} |")
+        waits = run["kernel_waits"]
+        print(f"| {mode} | {run['seconds']:.0f} s | {run['per_minute']:.2f} | {ratio} | "
+              f"{waits['woken']} / {waits['stalled']} of {waits['gradings']} |")
+    gradings = sum(run["kernel_waits"]["gradings"] for run in runs.values())
+    print(f"\nkernel waits over all {gradings} gradings: "
+          f"{sum(run['kernel_waits']['woken'] for run in runs.values())} woken, "
+          f"{sum(run['kernel_waits']['stalled'] for run in runs.values())} stalled attempts")
     print(f"\nidentical grades across runs: {identical}")
     if args.json:
         args.json.write_text(json.dumps(figures, indent=1))
