@@ -137,6 +137,48 @@ def check_close(name: str, got, expected, atol: float = 1e-4, rtol: float = 1e-4
             _fail(f"{name}{where}", round(b, 6), round(a, 6) if _isfinite(a) else a, hint)
 
 
+def stage_outputs(module: nn.Module, stages, *inputs) -> dict:
+    """Run ``module(*inputs)`` without gradients and return the first output of each named submodule.
+
+    ``stages`` are attribute names of ``module`` (``"down0"``, ``"up1"``, ...); a stage that the forward
+    pass never calls is missing from the result. Raises AttributeError for a name the module lacks.
+    """
+    seen = {}
+    hooks = [getattr(module, name).register_forward_hook(
+        lambda m, i, o, name=name: seen.setdefault(name, o)) for name in stages]
+    try:
+        with _no_grad():
+            module(*inputs)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return seen
+
+
+def check_stages(name: str, module: nn.Module, reference: nn.Module, stages: dict, *inputs,
+                 atol: float = 1e-4) -> None:
+    """Compare ``module`` with ``reference`` stage by stage on ``inputs`` and name the first that differs.
+
+    ``stages`` maps each attribute name, in the order the forward pass uses them, to what that stage
+    holds; the failure quotes it as the hint. Both modules must have the same weights (load the
+    reference's state dict first). Each stage's output is compared in shape and value (within ``atol``).
+    """
+    got = stage_outputs(module, [s for s in stages if hasattr(module, s)], *inputs)
+    want = stage_outputs(reference, list(stages), *inputs)
+    for stage, holds in stages.items():
+        hint = f"{stage} holds {holds}"
+        if stage not in got:
+            raise CheckFailed(f"{name}.{stage} was never called in forward.\nHint: {hint}")
+        mine, theirs = got[stage], want[stage]
+        if not isinstance(mine, torch.Tensor) or list(mine.shape) != list(theirs.shape):
+            _fail(f"{name}.{stage} output shape", list(theirs.shape),
+                  list(mine.shape) if isinstance(mine, torch.Tensor) else type(mine).__name__, hint)
+        worst = float((mine.detach().double() - theirs.detach().double()).abs().max()) if mine.numel() else 0.0
+        if not _isfinite(worst) or worst > atol:
+            raise CheckFailed(f"{name}: the first stage whose output differs from the course's U-Net (same "
+                              f"weights, same inputs) is {stage}, by up to {worst:.4g}.\nHint: {hint}")
+
+
 def count_parameters(module: nn.Module) -> int:
     """Number of trainable values in ``module``."""
     return sum(p.numel() for p in module.parameters())
