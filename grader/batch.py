@@ -413,10 +413,13 @@ def _store(settings: CourseSettings, outcome: Outcome, writer: GradebookWriter) 
         folder.mkdir(parents=True, exist_ok=True)
         names = writer.notebook_names(outcome.assignment)
         name = f"{names[0]}.ipynb" if len(names) == 1 else outcome.notebook_name
+        (folder / name).unlink(missing_ok=True)  # nbgrader's own converters leave their files read-only
         (folder / name).write_bytes(outcome.executed)
-        stamp = settings.root / "submitted" / outcome.student / outcome.assignment / "timestamp.txt"
-        if stamp.is_file():
-            shutil.copyfile(stamp, folder / "timestamp.txt")
+        for kept in ("timestamp.txt", "submission_secret.txt"):  # what feedback and its release need
+            source = settings.root / "submitted" / outcome.student / outcome.assignment / kept
+            if source.is_file():
+                (folder / kept).unlink(missing_ok=True)
+                shutil.copyfile(source, folder / kept)
     stamp = settings.root / "submitted" / outcome.student / outcome.assignment / "timestamp.txt"
     timestamp = stamp.read_text().strip() if stamp.is_file() else None
     flags = writer.record(result, outcome.submission_hash, str(log_path), timestamp)

@@ -17,6 +17,7 @@ import base64
 import binascii
 import html
 import re
+import shutil
 import sys
 from pathlib import Path
 
@@ -74,8 +75,13 @@ def _outputs(cell) -> list[str]:
     return parts
 
 
-def render(result: SubmissionResult, executed: Path | None) -> str:
-    """The student's feedback page for ``result`` (and the executed notebook, when there is one)."""
+def render(result: SubmissionResult, executed: Path | nbformat.NotebookNode | None) -> str:
+    """The student's feedback page for ``result``.
+
+    ``executed``: the executed notebook the result came from (a path, or the notebook itself) whose
+    student cells and outputs the page shows, or None (only the checks are listed). A missing or
+    unreadable file lists only the checks too.
+    """
     title = html.escape(f"{result.assignment}: feedback for {result.student}")
     body = [f"<h1>{title}</h1>",
             f"<p><b>Score: {result.score:g} / {result.max_score:g}</b></p>"]
@@ -84,7 +90,9 @@ def render(result: SubmissionResult, executed: Path | None) -> str:
                     f'were not graded.</p>')
     shown: set[str] = set()
     nb = None
-    if executed is not None and Path(executed).exists():
+    if isinstance(executed, nbformat.NotebookNode):
+        nb = executed
+    elif executed is not None and Path(executed).exists():
         try:
             nb = nbformat.read(str(executed), as_version=4)
         except Exception:  # a broken file must not stop the other pages
@@ -148,14 +156,31 @@ def _graded(results: Path):
         yield result, executed
 
 
+# What nbgrader's Release Feedback needs beside each page (the exchange's hand-in time and secret).
+EXCHANGE_FILES = ("timestamp.txt", "submission_secret.txt")
+
+
 def write_all(results: Path, out: Path, assignments: list[str] | None = None) -> list[Path]:
+    """Write ``<out>/<student>/<assignment>/<assignment>.html`` for every graded submission under
+    ``results`` (of ``assignments`` only, when given); return the pages written.
+
+    The exchange's ``timestamp.txt`` and ``submission_secret.txt`` of the graded folder go beside each
+    page, so that the Formgrader's Release Feedback button can hand the page to the student.
+    """
     written = []
     for result, executed in _graded(results):
         if assignments and result.assignment not in assignments:
             continue
         target = Path(out) / result.student / result.assignment / f"{result.assignment}.html"
         target.parent.mkdir(parents=True, exist_ok=True)
+        if target.exists():
+            target.unlink()  # nbgrader may have left it read-only
         target.write_text(render(result, executed), encoding="utf-8")
+        for name in EXCHANGE_FILES:
+            source = Path(results) / result.student / result.assignment / name
+            if source.is_file():
+                (target.parent / name).unlink(missing_ok=True)
+                shutil.copyfile(source, target.parent / name)
         written.append(target)
     return written
 

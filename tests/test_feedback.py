@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 import nbformat
+import pytest
 
 from conftest import ROOT
 from course_harness import fill_in, read, released_path, solution_path
@@ -61,3 +62,161 @@ def test_write_all_finds_results(tmp_path):
     written = write_all(tmp_path / "autograded", tmp_path / "feedback")
     assert sorted(written) == [tmp_path / "feedback" / s / "01_UNets" / "01_UNets.html" for s in ("ann", "bob")]
     assert all("Grading stopped early (crashed)" in page.read_text() for page in written)
+
+
+# ----------------------------------------------------------------------------------------- nbgrader's own buttons
+# The Formgrader's Autograde, Generate Feedback and Release Feedback call nbgrader's NbGraderAPI; the
+# course's nbgrader_config.py routes them through the course's grader (grader/nbgrader_hooks.py).
+
+A = "01_UNets"
+TAMPER = "\nimport builtins\nbuiltins.abs = lambda x: 0.0\n"  # check_close uses abs: a classic reach for the grader
+FORMGRADER_BUTTONS = """
+import json, sys
+from traitlets.config.loader import PyFileConfigLoader
+from nbgrader.apps.api import NbGraderAPI
+from nbgrader.coursedir import CourseDirectory
+
+config = PyFileConfigLoader("nbgrader_config.py", path=".").load_config()
+api = NbGraderAPI(CourseDirectory(config=config), config=config)  # as the Formgrader's handlers build it
+student = sys.argv[1]
+print(json.dumps({"autograde": api.autograde("01_UNets", student),
+                  "generate_feedback": api.generate_feedback("01_UNets", student),
+                  "release_feedback": api.release_feedback("01_UNets", student)}))
+"""
+
+
+def hidden_lines(spec, student_nb: dict) -> list[str]:
+    """The lines of the hidden tests that a student never sees (none of them is in the student's notebook)."""
+    seen = json.dumps(student_nb)
+    return [line.strip() for hidden in spec.hidden.values() for line in hidden.splitlines()
+            if len(line.strip()) >= 12 and line.strip() not in seen and json.dumps(line.strip())[1:-1] not in seen]
+
+
+def assert_no_hidden_test(page: str, spec, student_nb: dict) -> None:
+    import html as html_module
+
+    lines = hidden_lines(spec, student_nb)
+    assert len(lines) >= 10, "too few hidden lines to check against"
+    for line in lines:
+        assert line not in page and html_module.escape(line) not in page, f"the page shows a hidden test line: {line}"
+
+
+def test_config_routes_nbgraders_buttons_through_the_course(tmp_path):
+    """What the course's nbgrader_config.py gives nbgrader: the Formgrader's Autograde converter runs only
+    the course's grader, and every GenerateFeedback writes the course's page."""
+    from nbgrader.apps.api import NbGraderAPI
+    from nbgrader.converters import Autograde, GenerateFeedback
+    from nbgrader.coursedir import CourseDirectory
+    from traitlets.config.loader import PyFileConfigLoader
+
+    from grader.nbgrader_hooks import CourseFeedbackExporter, CourseGrader
+
+    config = PyFileConfigLoader("nbgrader_config.py", path=str(ROOT)).load_config()
+    coursedir = CourseDirectory(config=config)
+    api = NbGraderAPI(coursedir, config=config)
+    autograde = Autograde(coursedir=coursedir, parent=api)
+    preprocessors = [*autograde.sanitize_preprocessors, *autograde.autograde_preprocessors]
+    assert preprocessors == ["grader.nbgrader_hooks.CourseGrader"], preprocessors
+    assert CourseGrader().enabled, "nbconvert skips a preprocessor that is not enabled"
+    for parent in (api, None):
+        feedback = GenerateFeedback(coursedir=coursedir, parent=parent, config=config)
+        assert feedback.exporter_class is CourseFeedbackExporter and feedback.preprocessors == []
+
+
+def test_feedback_exporter_refuses_a_notebook_not_graded_by_the_course(tmp_path):
+    from grader.nbgrader_hooks import CourseFeedbackExporter
+
+    path, spec = _executed(tmp_path)
+    nb = nbformat.read(str(path), as_version=4)
+    exporter = CourseFeedbackExporter()
+    with pytest.raises(ValueError, match="was not graded by the course's grader"):
+        exporter.from_notebook_node(nb, {"nbgrader": {"student": "ann", "assignment": A, "notebook": A}})
+    result = SubmissionResult("ann", A, "graded", {"test_down_block": (0.0, 2.0), "test_up_block": (2.0, 2.0),
+                                                   "test_basic_unet": (3.0, 3.0)},
+                              {"test_down_block": HIDDEN_FAILED}, [], 1.0, "", None)
+    nb.metadata["course_grader"] = {"result": json.loads(result.to_json())}
+    page, resources = exporter.from_notebook_node(nb, {})
+    assert "Score: 5 / 7" in page and HIDDEN_FAILED in page and resources["output_extension"] == ".html"
+    assert_no_hidden_test(page, spec, read(released_path(A)))
+
+
+def test_write_all_puts_the_exchange_files_beside_each_page(tmp_path):
+    path, _ = _executed(tmp_path)
+    folder = tmp_path / "autograded" / "ann" / A
+    folder.mkdir(parents=True)
+    nb = nbformat.read(str(path), as_version=4)
+    result = SubmissionResult("ann", A, "graded", {"test_down_block": (2.0, 2.0)}, {}, [], 1.0, "", None)
+    nb.metadata["course_grader"] = {"result": json.loads(result.to_json())}
+    nbformat.write(nb, str(folder / f"{A}.ipynb"))
+    (folder / "timestamp.txt").write_text("2026-12-01 10:00:00 UTC")
+    (folder / "submission_secret.txt").write_text("abc")
+    out = tmp_path / "feedback" / "ann" / A
+    out.mkdir(parents=True)
+    (out / f"{A}.html").write_text("old")
+    (out / f"{A}.html").chmod(0o444)  # as nbgrader leaves its files
+    write_all(tmp_path / "autograded", tmp_path / "feedback")
+    assert "Score: 2 / 2" in (out / f"{A}.html").read_text()
+    assert (out / "timestamp.txt").read_text() == "2026-12-01 10:00:00 UTC"
+    assert (out / "submission_secret.txt").read_text() == "abc"
+
+
+@pytest.mark.slow
+def test_formgrader_buttons_grade_and_give_feedback_through_the_course(tmp_path):
+    """The Formgrader's Autograde, Generate Feedback and Release Feedback on a submission whose right
+    answers reach for the grader: the course's grader scores and flags it (nbgrader's own autograde would
+    give 7 / 7), its feedback holds no hidden test, and `nbgrader generate_feedback` refuses a notebook
+    that the course did not grade."""
+    import shutil
+    import subprocess
+    import sys
+
+    from course_harness import TempCourse, nbgrader_meta
+
+    course = TempCourse(tmp_path / "course", [A])
+    released = read(course.release(A))
+    shutil.copytree(ROOT / "utils", course.root / "utils", ignore=shutil.ignore_patterns("__pycache__"))
+    tampered = fill_in(released, read(solution_path(A)))
+    for cell in tampered["cells"]:
+        if nbgrader_meta(cell).get("grade_id") == "down_block":
+            cell["source"] = "".join(cell["source"]) + TAMPER
+    course.submit("mallory", A, tampered)
+    submitted = course.root / "submitted" / "mallory" / A
+    (submitted / "timestamp.txt").write_text("2026-12-01 10:00:00.000000 UTC")  # what the exchange adds
+    (submitted / "submission_secret.txt").write_text("0123456789abcdef")
+
+    run = subprocess.run([sys.executable, "-c", FORMGRADER_BUTTONS, "mallory"], cwd=course.root,
+                         capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stderr[-3000:]
+    replies = json.loads(run.stdout.strip().splitlines()[-1])
+    assert all(reply["success"] for reply in replies.values()), json.dumps(replies, indent=1)[-4000:]
+    log = replies["autograde"]["log"]
+    assert "the course's grader says" in log and "tampering" in log, log
+    assert (course.root / "logs" / "autograde" / A / "mallory.log").is_file()
+
+    from nbgrader.api import Gradebook
+
+    from grader.gradebook import read_class
+
+    with Gradebook(f"sqlite:///{course.root}/gradebook.db") as gb:
+        assert gb.find_submission(A, "mallory").score == 0
+    stored = {r.student: r for r in read_class(f"sqlite:///{course.root}/gradebook.db")[0]}
+    assert any(flag.startswith("tampering") for flag in stored["mallory"].flags), stored["mallory"].flags
+    again = subprocess.run([sys.executable, "-m", "grader", "autograde", A, "--course", str(course.root),
+                            "--jobs", "1", "--no-progress"], cwd=course.root, capture_output=True, text=True)
+    assert again.returncode == 0 and "1 unchanged and skipped" in again.stdout, \
+        f"make autograde does not know the button's grading:\n{again.stdout}"
+
+    page = (course.root / "feedback" / "mallory" / A / f"{A}.html").read_text()
+    assert "Score: 0 / 7" in page
+    assert_no_hidden_test(page, load_spec(ROOT, A), released)
+    outbound = list((course.root / "exchange" / "diffusion-course" / "feedback").glob("*.html"))
+    assert [p.read_text() for p in outbound] == [page], "Release Feedback did not hand out the course's page"
+
+    # A notebook in autograded/ that the course did not grade (here: the instructor's, hidden tests and all).
+    plain = course.root / "autograded" / "plain" / A
+    plain.mkdir(parents=True)
+    shutil.copyfile(solution_path(A), plain / f"{A}.ipynb")
+    cli = subprocess.run([sys.executable, "-m", "nbgrader", "generate_feedback", A, "--student", "plain"],
+                         cwd=course.root, capture_output=True, text=True)
+    assert cli.returncode != 0 and "was not graded by the course's grader" in cli.stdout + cli.stderr
+    assert not (course.root / "feedback" / "plain" / A / f"{A}.html").exists()
