@@ -7,8 +7,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from . import unet_utils
-from .ddpm_utils import batch_timesteps
+from . import blocks
+from .blocks import check_images, dense_bottleneck
+from .timesteps import batch_timesteps
 
 
 class DownBlock(nn.Module):
@@ -55,7 +56,7 @@ class UpBlock(nn.Module):
         return self.model(x)
 
 
-class EmbedBlock(unet_utils.EmbedBlock):
+class EmbedBlock(blocks.EmbedBlock):
     """Linear -> ReLU -> Linear, shaped to add to feature maps: [N, input_dim] -> [N, emb_dim, 1, 1]."""
 
     def __init__(self, input_dim, emb_dim):
@@ -97,7 +98,7 @@ class BasicUNet(nn.Module):
         self.down2 = DownBlock(down_chs[1], down_chs[2])
         self.to_vec = nn.Sequential(nn.Flatten(), nn.ReLU())
 
-        self.dense_emb = unet_utils.dense_bottleneck(down_chs[2] * latent_size**2, down_chs[1])
+        self.dense_emb = dense_bottleneck(down_chs[2] * latent_size**2, down_chs[1])
         if time_embed:
             self.temb_1 = EmbedBlock(1, up_chs[0])
             self.temb_2 = EmbedBlock(1, up_chs[1])
@@ -118,12 +119,7 @@ class BasicUNet(nn.Module):
         )
 
     def forward(self, x, t=None):
-        expected = [self.img_ch, self.img_size, self.img_size]
-        if not x.is_floating_point() or x.dim() != 4 or list(x.shape[1:]) != expected:
-            raise ValueError(
-                f"BasicUNet expects floating-point images of shape [N, {self.img_ch}, {self.img_size}, "
-                f"{self.img_size}], got {x.dtype} {list(x.shape)}"
-            )
+        check_images("BasicUNet", x, self.img_ch, self.img_size)
         if self.time_embed and t is None:
             raise ValueError("this BasicUNet has a time embedding; call it as model(x, t)")
         if not self.time_embed and t is not None:

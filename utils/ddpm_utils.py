@@ -6,6 +6,9 @@ Gaussian noise. Every method takes one timestep per sample, as an integer tensor
 so one batch may mix timesteps.
 
 Shapes: images are [N, C, H, W]; t is [N] (a Python int or 0-d tensor is broadcast to the batch).
+
+The maths here does not depend on how the network is run: ``DDPM.sample`` asks the execution-path
+policy (``utils.fast.sampling``) for the network's runner only when a sampler starts.
 """
 from __future__ import annotations
 
@@ -16,10 +19,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .fast import sampling
+from .timesteps import batch_timesteps
 
 if TYPE_CHECKING:
     from .fast import FastPath
+
+__all__ = ["NoiseModel", "per_sample", "extract", "batch_timesteps", "SampleTrace", "DDPM"]
 
 NoiseModel = Callable[..., torch.Tensor]
 
@@ -46,30 +51,6 @@ def extract(values: torch.Tensor, t: torch.Tensor, x_shape: torch.Size) -> torch
         Shape [N, 1, 1, ...] with as many trailing ones as x has dimensions after the batch.
     """
     return per_sample(values.gather(0, t), x_shape)
-
-
-def batch_timesteps(t: torch.Tensor | int, x: torch.Tensor, T: int | None = None) -> torch.Tensor:
-    """t as one integer timestep per image of x: a long tensor [N] on x's device.
-
-    Accepts what the libraries accept: a Python int or a 0-d tensor (the same step for the whole
-    batch) or a tensor [N] of any integer dtype.
-
-    Raises:
-        TypeError: t is not integer (float timesteps are ambiguous: use t.long()).
-        ValueError: t has the wrong shape, or (with T) lies outside [0, T).
-    """
-    t = torch.as_tensor(t, device=x.device)
-    if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
-        raise TypeError(f"timesteps must be integers, got dtype {t.dtype}; use t.long()")
-    if t.dim() == 0:
-        t = t.expand(x.shape[0])
-    if t.shape != (x.shape[0],):
-        raise ValueError(f"expected one timestep per image, shape [{x.shape[0]}] (or one int for all), "
-                         f"got shape {list(t.shape)}")
-    if T is not None and t.numel() and (int(t.min()) < 0 or int(t.max()) >= T):
-        raise ValueError(f"timesteps must lie in [0, {T}) (0-indexed, T={T}), "
-                         f"got values from {int(t.min())} to {int(t.max())}")
-    return t.long()
 
 
 @dataclass
@@ -269,7 +250,7 @@ class DDPM(nn.Module):
         if progress:
             from tqdm.auto import tqdm
             steps = tqdm(steps, desc="sampling", leave=False)
-        with sampling(model, device, fast, steps=self.T) as predict:
+        with _runner(model, device, fast, self.T) as predict:
             x = torch.randn(shape, generator=generator, device=device)
             frames, stamps = [x.cpu()], [self.T]
             for i in steps:
@@ -281,3 +262,11 @@ class DDPM(nn.Module):
                     stamps.append(i)
         # Made outside the block, these are ordinary tensors, whatever the path (inference_mode).
         return SampleTrace(images=x.clone(), frames=torch.stack(frames), timesteps=stamps)
+
+
+def _runner(model: NoiseModel, device: torch.device, fast: bool | FastPath | None, steps: int):
+    """How the sampler runs the network: ``utils.fast.sampling``, the one seam between the maths and the
+    execution-path policy (imported here, when a sampler starts, not with this module)."""
+    from .fast import sampling
+
+    return sampling(model, device, fast, steps=steps)

@@ -3,6 +3,9 @@
 Every block maps [N, C, H, W] to [N, C', H', W']. ``num_groups`` is the number of groups of
 ``nn.GroupNorm(num_groups, num_channels)`` (its first argument): GroupNorm(32, 64) normalises
 32 groups of 2 channels each, per sample.
+
+``EmbedBlock`` and ``dense_bottleneck``, which notebook 02's ``BasicUNet`` uses too, live in
+``utils.blocks`` and are re-exported here; t is checked by ``utils.timesteps``.
 """
 from __future__ import annotations
 
@@ -12,7 +15,11 @@ import torch
 from einops.layers.torch import Rearrange
 from torch import nn
 
-from .ddpm_utils import batch_timesteps
+from .blocks import EmbedBlock, check_images, dense_bottleneck
+from .timesteps import batch_timesteps
+
+__all__ = ["GELUConvBlock", "RearrangePoolBlock", "DownBlock", "UpBlock", "SinusoidalPositionEmbedBlock",
+           "EmbedBlock", "dense_bottleneck", "ResidualConvBlock", "SMALL_GROUPS", "BIG_GROUPS", "UNet"]
 
 
 class GELUConvBlock(nn.Module):
@@ -118,40 +125,6 @@ class SinusoidalPositionEmbedBlock(nn.Module):
         return torch.cat((args.sin(), args.cos()), dim=-1).to(out_dtype)
 
 
-class EmbedBlock(nn.Module):
-    """Linear -> GELU -> Linear, shaped to add to feature maps: [N, input_dim] -> [N, emb_dim, 1, 1].
-
-    ``activation`` is the layer class between the two Linears (notebook 02's version uses nn.ReLU).
-    """
-
-    def __init__(self, input_dim, emb_dim, activation=nn.GELU):
-        super().__init__()
-        self.input_dim = input_dim
-        layers = [
-            nn.Linear(input_dim, emb_dim),
-            activation(),
-            nn.Linear(emb_dim, emb_dim),
-            nn.Unflatten(1, (emb_dim, 1, 1)),
-        ]
-        self.model = nn.Sequential(*layers)
-
-    def forward(self, x):
-        x = x.view(-1, self.input_dim)
-        return self.model(x)
-
-
-def dense_bottleneck(latent_dim: int, hidden: int) -> nn.Sequential:
-    """The U-Nets' fully connected bottleneck: [N, latent_dim] -> [N, latent_dim].
-
-    Linear -> ReLU three times, through ``hidden`` units (the original course's ``dense_emb``).
-    """
-    return nn.Sequential(
-        nn.Linear(latent_dim, hidden), nn.ReLU(),
-        nn.Linear(hidden, hidden), nn.ReLU(),
-        nn.Linear(hidden, latent_dim), nn.ReLU(),
-    )
-
-
 class ResidualConvBlock(nn.Module):
     """Two GELUConvBlocks whose outputs are added: x1 = conv1(x), x2 = conv2(x1), out = x1 + x2."""
 
@@ -245,12 +218,7 @@ class UNet(nn.Module):
     def _check_inputs(self, x, t, c, c_mask):
         """Check the inputs; return t as a long tensor [N] (an int or 0-d tensor is broadcast) and
         c_mask as [N, 1] (a mask [N] is one entry per sample, not per feature of c)."""
-        expected = [self.img_ch, self.img_size, self.img_size]
-        if not x.is_floating_point() or x.dim() != 4 or list(x.shape[1:]) != expected:
-            raise ValueError(
-                f"UNet expects floating-point images of shape [N, {self.img_ch}, {self.img_size}, "
-                f"{self.img_size}], got {x.dtype} {list(x.shape)}"
-            )
+        check_images("UNet", x, self.img_ch, self.img_size)
         t = batch_timesteps(t, x, self.T)
         if self.c_embed_dim is None:
             if c is not None or c_mask is not None:
