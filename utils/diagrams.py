@@ -81,6 +81,146 @@ def _shape_text(shape) -> str:
     return " x ".join(str(s) for s in shape)
 
 
+# -- the layout: where each box sits and what it says ------------------------------------------------
+# The changes of notebook 03, numbered; each box lists the numbers that apply to it.
+CHANGES_03 = (
+    "GroupNorm instead of BatchNorm",
+    "GELU instead of ReLU",
+    "rearrange pooling: each 2x2 patch becomes 4 channels,\n   then a convolution (nothing thrown away)",
+    "sinusoidal time embedding of t / T",
+    "residual block: two convolutions, outputs added",
+    "global skip: down0 (full resolution, before any\n   pooling) concatenated with up2 before out",
+    "ConvTranspose2d kernel 2, stride 2 (even overlap)",
+)
+# stage: (column, row, its layers in BasicUNet, its layers in 03's UNet, numbers of the 03 changes it carries)
+BOXES = {
+    "input": ("input", 0, "the image x", "the image x", ()),
+    "down0": ("left", 0, "Conv 3x3, BN, ReLU", "2 x (Conv-GN-GELU), added", (5, 1, 2)),
+    "down1": ("left", 1, "2 x (Conv-BN-ReLU), MaxPool 2", "2 x (Conv-GN-GELU), rearrange pool", (1, 2, 3)),
+    "down2": ("left", 2, "2 x (Conv-BN-ReLU), MaxPool 2", "2 x (Conv-GN-GELU), rearrange pool", (1, 2, 3)),
+    "dense_emb": ("middle", "vec", "flatten, ReLU; 3 Linear-ReLU", "flatten, GELU; 3 Linear-ReLU", (2,)),
+    "up0": ("right", 2, "unflatten, Conv-BN-ReLU", "unflatten, Conv-GN-GELU", (1, 2)),
+    "up1": ("right", 1, "ConvT 3x3 s2, Conv-BN-ReLU", "ConvT 2x2 s2, 4 x (Conv-GN-GELU)", (7, 1, 2)),
+    "up2": ("right", 0, "ConvT 3x3 s2, Conv-BN-ReLU", "ConvT 2x2 s2, 4 x (Conv-GN-GELU)", (7, 1, 2)),
+    "out": ("out", 0, "Conv-BN-ReLU, Conv", "Conv-GN-ReLU, Conv", (1,)),
+}
+ROWS = {0: 4.0, 1: 2.6, 2: 1.2, "vec": -0.1}  # y of each resolution, top to bottom, and of the bottleneck
+BOX_W, BOX_H = 3.4, 0.66
+NODE_R = 0.13      # radius of the + and C circles
+SKIP = "#2a9d8f"   # the colour of the skip connections
+# the two drawings: BasicUNet (notebooks 01, 02) and 03's UNet with its changes marked
+FRAMES = {
+    False: {"figsize": (12, 5.2), "xlim": (-5.8, 13.3), "ylim": (-0.6, 4.9), "out_x": 11.4},
+    True: {"figsize": (15, 5.6), "xlim": (-5.8, 19.6), "ylim": (-0.6, 5.3), "out_x": 12.2},
+}
+# decoder levels bottom-up: (row it leaves, the skip it concatenates, that concatenation's shape, embedding no.)
+DECODER = ((2, "down2", "concat1", 1), (1, "down1", "concat2", 2))
+
+
+class _Canvas:
+    """One drawing's axes, columns and style: boxes, arrows and the + / C nodes of the U."""
+
+    def __init__(self, ax, new: bool, shown: dict[str, list[int]]):
+        import matplotlib.pyplot as plt
+        from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+
+        self.ax, self.new, self.shown = ax, new, shown
+        self._circle, self._arrow, self._bbox = plt.Circle, FancyArrowPatch, FancyBboxPatch
+        left, right = 0.0, 7.6
+        self.x = {"input": -3.9, "left": left, "middle": (left + right) / 2, "right": right,
+                  "out": FRAMES[new]["out_x"]}
+        self.accent = CHANGED if new else "black"  # what 03 changes on the paths (time embedding, global skip)
+
+    def box(self, name: str) -> None:
+        column, row, plain, changed, numbers = BOXES[name]
+        x, y = self.x[column], ROWS[row]
+        marked = self.new and bool(numbers)
+        colour = CHANGED if marked else PLAIN
+        self.ax.add_patch(self._bbox((x - BOX_W / 2, y - BOX_H / 2), BOX_W, BOX_H,
+                                     boxstyle="round,pad=0.02,rounding_size=0.08", linewidth=2 if marked else 1.2,
+                                     edgecolor=colour, facecolor="#fff3e6" if marked else "#eef3fa"))
+        label = name if name != "dense_emb" else "to_vec, dense_emb"
+        if marked:
+            label += "  " + " ".join(f"({n})" for n in sorted(numbers))
+        self.ax.text(x, y + 0.17, label, ha="center", va="center", fontsize=8.5, weight="bold", color=colour)
+        self.ax.text(x, y - 0.02, changed if self.new else plain, ha="center", va="center", fontsize=6.8)
+        self.ax.text(x, y - 0.2, _shape_text(self.shown[name]), ha="center", va="center", fontsize=8,
+                     family="monospace")
+
+    def arrow(self, a, b, colour="black", style="-|>", lw=1.2, **kw) -> None:
+        self.ax.add_patch(self._arrow(a, b, arrowstyle=style, mutation_scale=10, color=colour, lw=lw,
+                                      shrinkA=0, shrinkB=0, **kw))
+
+    def line(self, xs, ys, colour="black", lw=1.2) -> None:
+        self.ax.plot(xs, ys, color=colour, lw=lw)
+
+    def node(self, x, y, symbol, colour="black") -> None:
+        self.ax.add_patch(self._circle((x, y), NODE_R, facecolor="white", edgecolor=colour, lw=1.2, zorder=3))
+        self.ax.text(x, y, symbol, ha="center", va="center", fontsize=8, zorder=4, color=colour)
+
+
+def _data_path(c: _Canvas) -> None:
+    """The input into down0, down the left column, through the bottleneck and up into up0."""
+    left, mid, right = c.x["left"], c.x["middle"], c.x["right"]
+    half_w, half_h = BOX_W / 2, BOX_H / 2
+    c.arrow((c.x["input"] + half_w, ROWS[0]), (left - half_w, ROWS[0]))
+    c.arrow((left, ROWS[0] - half_h), (left, ROWS[1] + half_h))
+    c.arrow((left, ROWS[1] - half_h), (left, ROWS[2] + half_h))
+    c.line([left, left], [ROWS[2] - half_h, ROWS["vec"]])
+    c.arrow((left, ROWS["vec"]), (mid - half_w, ROWS["vec"]))
+    c.line([mid + half_w, right], [ROWS["vec"], ROWS["vec"]])
+    c.arrow((right, ROWS["vec"]), (right, ROWS[2] - half_h))
+
+
+def _decoder_level(c: _Canvas, row: int, skip_from: str, concat: str, k: int, has_time: bool) -> None:
+    """From the box at ``row`` up to the next: (+ the time embedding), C the skip from ``skip_from``."""
+    left, right, shown = c.x["left"], c.x["right"], c.shown
+    y_from, y_to = ROWS[row] + BOX_H / 2, ROWS[row - 1] - BOX_H / 2
+    y_plus, y_cat = y_from + 0.22, y_to - 0.25
+    c.arrow((right, y_from), (right, (y_plus if has_time else y_cat) - NODE_R))
+    if has_time:
+        c.node(right, y_plus, "+", c.accent)
+        c.arrow((right, y_plus + NODE_R), (right, y_cat - NODE_R))
+    c.node(right, y_cat, "C", SKIP)
+    c.arrow((right, y_cat + NODE_R), (right, y_to))
+    c.ax.text(right + 0.2, y_cat, f"concat: {_shape_text(shown[concat])}", fontsize=7, va="center", color=SKIP)
+    c.arrow((left + BOX_W / 2, ROWS[row] + 0.1), (right - NODE_R, y_cat), colour=SKIP, lw=1.5)
+    c.ax.text(c.x["middle"], (ROWS[row] + y_cat) / 2 + 0.18,
+              f"skip: {skip_from}, {_shape_text(shown[skip_from])}" + ("" if c.new else " (taken after max pooling)"),
+              fontsize=7.5, ha="center", color=SKIP, rotation=0)
+    if has_time:
+        name = f"t_emb{k}" if c.new else f"temb_{k}"
+        channels = shown["up0" if k == 1 else "up1"][0]
+        c.arrow((right + 2.2, y_plus), (right + NODE_R, y_plus), colour=c.accent)
+        c.ax.text(right + 2.25, y_plus, f"{name}: {channels} values", fontsize=7, va="center", color=c.accent)
+
+
+def _top_row_03(c: _Canvas) -> None:
+    """03's last stage: up2 concatenated with down0 (the global skip), then out; and the list of changes."""
+    left, right, out, top_y = c.x["left"], c.x["right"], c.x["out"], ROWS[0]
+    cat = (right + out) / 2
+    c.node(cat, top_y, "C", CHANGED)
+    c.arrow((right + BOX_W / 2, top_y), (cat - NODE_R, top_y))
+    c.arrow((cat + NODE_R, top_y), (out - BOX_W / 2, top_y))
+    c.ax.text(cat, top_y - 0.45, f"concat:\n{_shape_text(c.shown['concat3'])}", fontsize=7, ha="center",
+              color=CHANGED)
+    top = top_y + 0.85
+    c.line([left, left, cat], [top_y + BOX_H / 2, top, top], colour=CHANGED, lw=1.8)
+    c.arrow((cat, top), (cat, top_y + NODE_R), colour=CHANGED, lw=1.8)
+    c.ax.text(c.x["middle"], top + 0.1, f"(6) global skip: down0, {_shape_text(c.shown['down0'])}, full resolution",
+              fontsize=7.5, ha="center", color=CHANGED, weight="bold")
+    c.ax.text(14.2, 4.9, "What notebook 03 changes", fontsize=9, weight="bold", color=CHANGED)
+    for i, text in enumerate(CHANGES_03, start=1):
+        c.ax.text(14.2, 4.55 - 0.62 * (i - 1), f"({i}) {text}", fontsize=7.5, va="top", color=CHANGED)
+
+
+def _top_row_plain(c: _Canvas) -> None:
+    """BasicUNet's last stage: up2 straight into out, and a note on what does not cross."""
+    c.arrow((c.x["right"] + BOX_W / 2, ROWS[0]), (c.x["out"] - BOX_W / 2, ROWS[0]))
+    c.ax.text(c.x["middle"], ROWS[0] + 0.55, "down0's full-resolution features do not cross: both skips are taken "
+              "after pooling", fontsize=7.5, ha="center", color="#666666", style="italic")
+
+
 def draw_unet(img_ch: int = 1, img_size: int = 16, down_chs: tuple[int, int, int] | None = None, *,
               time_embed: bool = False, mark_03_changes: bool = False,
               shapes: dict[str, list[int]] | None = None, title: str | None = None):
@@ -95,137 +235,37 @@ def draw_unet(img_ch: int = 1, img_size: int = 16, down_chs: tuple[int, int, int
             as in the list beside the drawing.
         shapes: shapes to print instead of the computed ones, e.g. ``stage_shapes(model, x)``.
         title: the figure title.
+
+    Raises:
+        ValueError: as ``unet_shapes``, for sizes the U-Net cannot have.
     """
     import matplotlib.pyplot as plt
-    from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
+    new = mark_03_changes
     if down_chs is None:
-        down_chs = (64, 64, 128) if mark_03_changes else (16, 32, 64)
-    shown = unet_shapes(img_ch, img_size, down_chs, global_skip=mark_03_changes)
+        down_chs = (64, 64, 128) if new else (16, 32, 64)
+    shown = unet_shapes(img_ch, img_size, down_chs, global_skip=new)
     if shapes:
         shown.update({k: list(v) for k, v in shapes.items()})
-    new = mark_03_changes
-
-    # Changes of notebook 03, numbered; each box lists the numbers that apply to it.
-    changes = [
-        "GroupNorm instead of BatchNorm",
-        "GELU instead of ReLU",
-        "rearrange pooling: each 2x2 patch becomes 4 channels,\n   then a convolution (nothing thrown away)",
-        "sinusoidal time embedding of t / T",
-        "residual block: two convolutions, outputs added",
-        "global skip: down0 (full resolution, before any\n   pooling) concatenated with up2 before out",
-        "ConvTranspose2d kernel 2, stride 2 (even overlap)",
-    ]
-    y_level = {0: 4.0, 1: 2.6, 2: 1.2, "vec": -0.1}
-    L, R, OUT = 0.0, 7.6, 12.2 if new else 11.4  # x of the left and right columns and of out
-    MID = (L + R) / 2
-    boxes = {  # name: (x, y, layers, numbers of the 03 changes it carries)
-        "input": (-3.9, y_level[0], "the image x", ()),
-        "down0": (L, y_level[0], "2 x (Conv-GN-GELU), added" if new else "Conv 3x3, BN, ReLU",
-                  (5, 1, 2)),
-        "down1": (L, y_level[1], "2 x (Conv-GN-GELU), rearrange pool" if new
-                  else "2 x (Conv-BN-ReLU), MaxPool 2", (1, 2, 3)),
-        "down2": (L, y_level[2], "2 x (Conv-GN-GELU), rearrange pool" if new
-                  else "2 x (Conv-BN-ReLU), MaxPool 2", (1, 2, 3)),
-        "dense_emb": (MID, y_level["vec"], "flatten, GELU; 3 Linear-ReLU" if new
-                      else "flatten, ReLU; 3 Linear-ReLU", (2,)),
-        "up0": (R, y_level[2], "unflatten, Conv-GN-GELU" if new else "unflatten, Conv-BN-ReLU", (1, 2)),
-        "up1": (R, y_level[1], "ConvT 2x2 s2, 4 x (Conv-GN-GELU)" if new
-                else "ConvT 3x3 s2, Conv-BN-ReLU", (7, 1, 2)),
-        "up2": (R, y_level[0], "ConvT 2x2 s2, 4 x (Conv-GN-GELU)" if new
-                else "ConvT 3x3 s2, Conv-BN-ReLU", (7, 1, 2)),
-        "out": (OUT, y_level[0], "Conv-GN-ReLU, Conv" if new else "Conv-BN-ReLU, Conv", (1,)),
-    }
-    width, height = 3.4, 0.66
-
-    fig, ax = plt.subplots(figsize=(15 if new else 12, 5.6 if new else 5.2))
-    ax.set_xlim(-5.8, 19.6 if new else 13.3)
-    ax.set_ylim(-0.6, 5.3 if new else 4.9)
+    frame = FRAMES[new]
+    fig, ax = plt.subplots(figsize=frame["figsize"])
+    ax.set_xlim(*frame["xlim"])
+    ax.set_ylim(*frame["ylim"])
     ax.set_aspect("equal")
     ax.axis("off")
-
-    def box(name):
-        x, y, layers, numbers = boxes[name]
-        marked = new and bool(numbers)
-        colour = CHANGED if marked else PLAIN
-        ax.add_patch(FancyBboxPatch((x - width / 2, y - height / 2), width, height,
-                                    boxstyle="round,pad=0.02,rounding_size=0.08", linewidth=2 if marked else 1.2,
-                                    edgecolor=colour, facecolor="#fff3e6" if marked else "#eef3fa"))
-        label = name if name != "dense_emb" else "to_vec, dense_emb"
-        if marked:
-            label += "  " + " ".join(f"({n})" for n in sorted(numbers))
-        ax.text(x, y + 0.17, label, ha="center", va="center", fontsize=8.5, weight="bold", color=colour)
-        ax.text(x, y - 0.02, layers, ha="center", va="center", fontsize=6.8)
-        ax.text(x, y - 0.2, _shape_text(shown[name]), ha="center", va="center", fontsize=8, family="monospace")
-
-    def arrow(a, b, colour="black", style="-|>", lw=1.2, **kw):
-        ax.add_patch(FancyArrowPatch(a, b, arrowstyle=style, mutation_scale=10, color=colour, lw=lw,
-                                     shrinkA=0, shrinkB=0, **kw))
-
-    def node(x, y, symbol, colour="black"):
-        ax.add_patch(plt.Circle((x, y), 0.13, facecolor="white", edgecolor=colour, lw=1.2, zorder=3))
-        ax.text(x, y, symbol, ha="center", va="center", fontsize=8, zorder=4, color=colour)
-
-    for name in boxes:
-        box(name)
-    half_w, half_h = width / 2, height / 2
-    # the data path
-    arrow((-3.9 + half_w, y_level[0]), (L - half_w, y_level[0]))
-    arrow((L, y_level[0] - half_h), (L, y_level[1] + half_h))
-    arrow((L, y_level[1] - half_h), (L, y_level[2] + half_h))
-    ax.plot([L, L], [y_level[2] - half_h, y_level["vec"]], color="black", lw=1.2)
-    arrow((L, y_level["vec"]), (MID - half_w, y_level["vec"]))
-    ax.plot([MID + half_w, R], [y_level["vec"], y_level["vec"]], color="black", lw=1.2)
-    arrow((R, y_level["vec"]), (R, y_level[2] - half_h))
-
-    # right column: up0 -> (+ time) -> concat with the skip -> up1 -> ... -> up2 -> out
-    skip_colour = "#2a9d8f"
-    for level, skip_from, concat in ((2, "down2", "concat1"), (1, "down1", "concat2")):
-        y_from, y_to = y_level[level] + half_h, y_level[level - 1] - half_h
-        y_plus, y_cat = y_from + 0.22, y_to - 0.25
-        has_time = time_embed or new
-        arrow((R, y_from), (R, (y_plus - 0.13) if has_time else (y_cat - 0.13)))
-        if has_time:
-            node(R, y_plus, "+", CHANGED if new else "black")
-            arrow((R, y_plus + 0.13), (R, y_cat - 0.13))
-        node(R, y_cat, "C", skip_colour)
-        arrow((R, y_cat + 0.13), (R, y_to))
-        ax.text(R + 0.2, y_cat, f"concat: {_shape_text(shown[concat])}", fontsize=7, va="center", color=skip_colour)
-        arrow((L + half_w, y_level[level] + 0.1), (R - 0.13, y_cat), colour=skip_colour, lw=1.5)
-        ax.text(MID, (y_level[level] + y_cat) / 2 + 0.18,
-                f"skip: {skip_from}, {_shape_text(shown[skip_from])}"
-                + ("" if new else " (taken after max pooling)"),
-                fontsize=7.5, ha="center", color=skip_colour, rotation=0)
-        if has_time:
-            name = f"t_emb{3 - level}" if new else f"temb_{3 - level}"
-            channels = shown["up0"][0] if level == 2 else shown["up1"][0]
-            arrow((R + 2.2, y_plus), (R + 0.13, y_plus), colour=CHANGED if new else "black")
-            ax.text(R + 2.25, y_plus, f"{name}: {channels} values", fontsize=7, va="center",
-                    color=CHANGED if new else "black")
-    if time_embed or new:
-        ax.text(R + 2.25, y_level[2] - 0.05,
+    c = _Canvas(ax, new, shown)
+    for name in BOXES:
+        c.box(name)
+    _data_path(c)
+    has_time = time_embed or new
+    for row, skip_from, concat, k in DECODER:
+        _decoder_level(c, row, skip_from, concat, k, has_time)
+    if has_time:
+        ax.text(c.x["right"] + 2.25, ROWS[2] - 0.05,
                 "(4) sinusoidal(t / T) -> Linear-GELU-Linear" if new else "t / T -> Linear-ReLU-Linear",
-                fontsize=7.5, ha="left", color=CHANGED if new else "black",
-                weight="bold" if new else "normal")
-    if new:
-        cat = (R + OUT) / 2
-        node(cat, y_level[0], "C", CHANGED)
-        arrow((R + half_w, y_level[0]), (cat - 0.13, y_level[0]))
-        arrow((cat + 0.13, y_level[0]), (OUT - half_w, y_level[0]))
-        ax.text(cat, y_level[0] - 0.45, f"concat:\n{_shape_text(shown['concat3'])}", fontsize=7, ha="center", color=CHANGED)
-        top = y_level[0] + 0.85
-        ax.plot([L, L, cat], [y_level[0] + half_h, top, top], color=CHANGED, lw=1.8)
-        arrow((cat, top), (cat, y_level[0] + 0.13), colour=CHANGED, lw=1.8)
-        ax.text(MID, top + 0.1, f"(6) global skip: down0, {_shape_text(shown['down0'])}, full resolution",
-                fontsize=7.5, ha="center", color=CHANGED, weight="bold")
-        ax.text(14.2, 4.9, "What notebook 03 changes", fontsize=9, weight="bold", color=CHANGED)
-        for i, text in enumerate(changes, start=1):
-            ax.text(14.2, 4.55 - 0.62 * (i - 1), f"({i}) {text}", fontsize=7.5, va="top", color=CHANGED)
-    else:
-        arrow((R + half_w, y_level[0]), (OUT - half_w, y_level[0]))
-        ax.text(MID, y_level[0] + 0.55, "down0's full-resolution features do not cross: both skips are taken "
-                "after pooling", fontsize=7.5, ha="center", color="#666666", style="italic")
-    ax.text(-3.9, y_level[1], "shapes per image:\nchannels x height x width", fontsize=7.5, ha="center",
+                fontsize=7.5, ha="left", color=c.accent, weight="bold" if new else "normal")
+    (_top_row_03 if new else _top_row_plain)(c)
+    ax.text(c.x["input"], ROWS[1], "shapes per image:\nchannels x height x width", fontsize=7.5, ha="center",
             va="center", color="#444444")
     ax.set_title(title or ("notebook 03's U-Net, changes marked" if new else
                            "BasicUNet with a time embedding (notebook 02)" if time_embed else "BasicUNet (notebook 01)"),
