@@ -95,6 +95,8 @@ MUTANTS = [
            "guided_sample(ddpm, unet, c, -w, image_shape,", ("test_text_to_image",)),
     Mutant("sampler not seeded", "text_to_image", "image_shape, generator=generator,", "image_shape,",
            ("test_text_to_image",)),
+    Mutant("one guidance weight for every prompt", "text_to_image", "guided_sample(ddpm, unet, c, w, image_shape,",
+           "guided_sample(ddpm, unet, c, float(w), image_shape,", ("test_text_to_image",)),
     Mutant("context is the raw token ids", "text_to_image",
            "c = clip_model.encode_text(tokens)", "c = tokens.float()[:, :8]", ("test_text_to_image",)),
 ]
