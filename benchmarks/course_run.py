@@ -130,6 +130,7 @@ def run(nb_id: str, timeout: int, out: Path, payoffs: bool = True, seed: int = 0
     """Run one instructor notebook top to bottom; its times, payoff and where it was saved."""
     import nbformat
     from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
 
     path = ROOT / "solutions" / nb_id / f"{nb_id}.ipynb"
     nb = nbformat.read(path, as_version=4)
@@ -137,22 +138,27 @@ def run(nb_id: str, timeout: int, out: Path, payoffs: bool = True, seed: int = 0
         reseed(nb, seed)
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
                             resources={"metadata": {"path": str(path.parent)}})
-    cells, start = [], time.perf_counter()
+    cells, start, failed = [], time.perf_counter(), None
     with client.setup_kernel():
         for index, cell in enumerate(nb.cells):
             if cell.cell_type != "code":
                 continue
             t0 = time.perf_counter()
-            client.execute_cell(cell, index)
+            try:
+                client.execute_cell(cell, index)
+            except CellExecutionError as error:  # a failing check is a finding: stop, as "Run All" does
+                failed = {"index": index, "error": f"{error.ename}: {error.evalue}"[:300]}
             cells.append({"index": index, "seconds": round(time.perf_counter() - t0, 2),
                           "trains": bool(TRAINS.search(cell.source))})
+            if failed:
+                break
         wall = time.perf_counter() - start
         payoff = _payoff(client, nb, PAYOFFS[nb_id][0]) if payoffs and nb_id in PAYOFFS else None
     nbformat.write(nb, out / f"{nb_id}.ipynb")
     pictures = _save_pictures(nb, out, nb_id)
     train_seconds = sum(c["seconds"] for c in cells if c["trains"])
     return {"notebook": nb_id, "seed": seed, "seconds": round(wall, 1), "train_seconds": round(train_seconds, 1),
-            "payoff": payoff, "figure": PAYOFFS.get(nb_id, (None, "-"))[1], "pictures": pictures,
+            "payoff": payoff, "figure": PAYOFFS.get(nb_id, (None, "-"))[1], "pictures": pictures, "failed_cell": failed,
             "slowest_cells": sorted(cells, key=lambda c: -c["seconds"])[:5]}
 
 
@@ -184,8 +190,11 @@ def table(results: list[dict], profile: str, seed: int = 0) -> str:
     for r in results:
         p = r["payoff"] or {}
         verdict = "-" if not p else ("PASS" if p.get("passed") else "FAIL")
+        detail = p.get("detail", "")
+        if r.get("failed_cell"):
+            detail += f" (stopped at cell {r['failed_cell']['index']}: {r['failed_cell']['error']})"
         lines.append(f"| {r['notebook']} | {r['seconds']:.0f} | {r['train_seconds']:.0f} | {r['figure']} | "
-                     f"{p.get('value', '-')} | {p.get('target', '-')} | {verdict} | {p.get('detail', '')} |")
+                     f"{p.get('value', '-')} | {p.get('target', '-')} | {verdict} | {detail} |")
     total = sum(r["seconds"] for r in results)
     lines.append(f"\nseries: {total / 60:.1f} min in all")
     return "\n".join(lines)
@@ -219,8 +228,9 @@ def main(argv=None) -> int:
                   flush=True)
             result = run(nb_id, args.timeout, out, payoffs=args.profile != "grade", seed=args.seed)
             results.append(result)
-            print(f"  {result['seconds']:.0f} s (training {result['train_seconds']:.0f} s); payoff {result['payoff']}",
-                  flush=True)
+            print(f"  {result['seconds']:.0f} s (training {result['train_seconds']:.0f} s); payoff {result['payoff']}"
+                  + (f"; stopped at cell {result['failed_cell']['index']}: {result['failed_cell']['error']}"
+                     if result["failed_cell"] else ""), flush=True)
             (out / "results.json").write_text(json.dumps(results, indent=1))
     report = table(results, args.profile, args.seed)
     (out / "table.md").write_text(report + "\n")

@@ -57,3 +57,21 @@ def test_another_seed_changes_only_the_setup_cell():
                                             "set_seed(0)  # an ablation"]
     with pytest.raises(ValueError, match="set_seed"):
         course_run.reseed(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")]), 1)
+
+
+@pytest.mark.slow
+def test_a_failing_cell_is_reported_and_the_notebook_still_saved(tmp_path, monkeypatch):
+    import nbformat
+
+    folder = tmp_path / "solutions" / "99_Fake"
+    folder.mkdir(parents=True)
+    cells = [nbformat.v4.new_code_cell(src) for src in ("x = 1", "raise ValueError('the verdict failed')", "y = 2")]
+    nbformat.write(nbformat.v4.new_notebook(cells=cells), folder / "99_Fake.ipynb")
+    monkeypatch.setattr(course_run, "ROOT", tmp_path)
+    out = tmp_path / "out"
+    out.mkdir()
+    result = course_run.run("99_Fake", timeout=60, out=out)
+    assert result["failed_cell"] == {"index": 1, "error": "ValueError: the verdict failed"}
+    saved = nbformat.read(out / "99_Fake.ipynb", as_version=4)
+    assert saved.cells[1].outputs[0]["ename"] == "ValueError" and saved.cells[2].outputs == []
+    assert "stopped at cell 1: ValueError" in course_run.table([result], "fast")
