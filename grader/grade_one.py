@@ -56,6 +56,7 @@ from pathlib import Path
 
 import nbformat
 
+from grader import finished
 from grader import sandbox as sb
 from grader import tamper
 from grader.sandbox import Limits
@@ -394,6 +395,7 @@ class Outcome:
     truncated: bool = False
     probe_seconds: float = 0.0
     nudges: int = 0                            # times a kernel waiting idle was woken
+    reached: dict[str, list[str]] = field(default_factory=dict)   # answer cell -> how it reached its finished version
 
 
 def _nudge_kernel(connection_file: str) -> None:
@@ -609,6 +611,7 @@ def run_plan(plan: Plan, spec: AssignmentSpec, course_root: Path, work: Path, *,
     outcome = Outcome()
     mark = secrets.token_hex(8)
     probe_name = "_course_probe_" + secrets.token_hex(6)
+    watch_name = "_course_watch_" + secrets.token_hex(6)
     runtime = Path(tempfile.mkdtemp(prefix="cg", dir="/tmp"))
     course_root = Path(course_root).resolve()
     data = data_dir(course_root)
@@ -677,6 +680,7 @@ def run_plan(plan: Plan, spec: AssignmentSpec, course_root: Path, work: Path, *,
             watch.busy = False
             if reply.get("status") != "ok":
                 raise RuntimeError(f"the grader's probe did not start: {reply.get('ename')}: {reply.get('evalue')}")
+            watched = _install_watch(plan, spec, course_root, steps, silent, watch_name)
             for position, step in enumerate(steps):
                 current = step
                 remaining = deadline - time.monotonic()
@@ -695,12 +699,20 @@ def run_plan(plan: Plan, spec: AssignmentSpec, course_root: Path, work: Path, *,
                             pass
                 work_cell = copy.deepcopy(cell)
                 work_cell.source = step.source
+                answer = watched.get(step.index)
+                if answer:  # the objects are looked at after the answer cell, and again before each test
+                    is_test = plan.kinds[step.index] == "test"
+                    _collect_reached(outcome, answer, silent("", {"w": finished.begin_expression(
+                        watch_name, answer, inspect=is_test and step.part != "hidden")}, timeout=60))
                 watch.touch()
                 watch.busy = True
                 try:
                     done = client.execute_cell(work_cell, step.index)
                 finally:
                     watch.busy = False
+                if answer:
+                    _collect_reached(outcome, answer, silent("", {"w": finished.end_expression(
+                        watch_name, answer, inspect=plan.kinds[step.index] == "answer")}, timeout=60))
                 outputs = list(done.get("outputs", []))
                 if step.part == "hidden":
                     cell.outputs = list(cell.get("outputs", [])) + outputs
@@ -793,6 +805,42 @@ def run_plan(plan: Plan, spec: AssignmentSpec, course_root: Path, work: Path, *,
 
 
 # ---------------------------------------------------------------- scoring
+
+def _install_watch(plan: Plan, spec: AssignmentSpec, course_root: Path, steps: list[Step], silent,
+                   name: str) -> dict[int, str]:
+    """Install ``grader.reach_kernel`` in the kernel; cell index -> the answer whose finished version is
+    watched while that cell runs (the answer cell itself and its test cells). Empty if it did not start."""
+    table = finished.answer_table({gid: _source(spec.cell(gid)) for gid in spec.answers}, course_root / "utils")
+    if not table:
+        return {}
+    answer_of = {test: gid for gid, tests in spec.tests_of.items() for test in tests}
+    trusted = [s.source for s in steps if plan.kinds[s.index] in ("test", "fixed")]
+    reply = silent(finished.install_code(name, table, trusted, tamper.cell_dirs()))
+    if reply.get("status") != "ok":
+        return {}
+    watched = {}
+    for index, gid in enumerate(plan.grade_ids):
+        answer = gid if plan.kinds[index] == "answer" else answer_of.get(gid) if plan.kinds[index] == "test" else None
+        if answer in table:
+            watched[index] = answer
+    return watched
+
+
+def _collect_reached(outcome: Outcome, answer: str, reply: dict) -> None:
+    found = reply.get("user_expressions", {}).get("w", {})
+    if found.get("status") != "ok":
+        seen = [f"the grader's watch on the course's finished code was disabled ({found.get('ename')})"]
+    else:
+        import ast as _ast
+
+        try:
+            seen = [str(s) for s in _ast.literal_eval(found["data"]["text/plain"])]
+        except (ValueError, SyntaxError, KeyError):
+            seen = ["the grader's watch on the course's finished code answered nonsense"]
+    for line in seen:
+        if line not in outcome.reached.setdefault(answer, []):
+            outcome.reached[answer].append(line)
+
 
 def _check_kernel_starts(course_root: Path, spec: AssignmentSpec, workdir: Path, use_sandbox: bool,
                          limits: Limits) -> None:
@@ -965,6 +1013,11 @@ def grade_submission(course_root: Path, assignment: str, student: str, *, submis
         flags.append(f"tampering: the kernel changed in cell {where}: {'; '.join(outcome.tamper_found[:4])}")
     if changed:
         taint_at = -1
+    for answer, how in outcome.reached.items():
+        flags.append(f"the answer in cell {answer} reaches the course's finished version: {'; '.join(how[:3])}")
+        for test in spec.tests_of.get(answer, []):
+            plan.zeroed.setdefault(test, f"your answer in {answer} hands its work to the course's finished version "
+                                         f"in utils ({how[0]}); write it yourself")
     for index, gid in enumerate(plan.grade_ids):
         if plan.kinds[index] != "test":
             continue

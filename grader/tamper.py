@@ -397,13 +397,17 @@ del __course_preload
 """
 
 
-def probe_install_code(name: str) -> str:
-    """Code that preloads what the checks use and installs the probe under ``sys.modules[name]``."""
+def cell_dirs() -> list[str]:
+    """How the file names of code compiled from a notebook's cells begin, in the kernel."""
     import tempfile
 
-    cell_dirs = ["<ipython-input", "<string>", "<stdin>", tempfile.gettempdir().rstrip("/") + "/ipykernel_",
-                 "/tmp/ipykernel_"]
-    return PRELOAD + PROBE.replace("{name!r}", repr(name)).replace("{cell_dirs!r}", repr(cell_dirs))
+    return ["<ipython-input", "<string>", "<stdin>", tempfile.gettempdir().rstrip("/") + "/ipykernel_",
+            "/tmp/ipykernel_"]
+
+
+def probe_install_code(name: str) -> str:
+    """Code that preloads what the checks use and installs the probe under ``sys.modules[name]``."""
+    return PRELOAD + PROBE.replace("{name!r}", repr(name)).replace("{cell_dirs!r}", repr(cell_dirs()))
 
 
 def probe_expression(name: str) -> str:

@@ -150,3 +150,150 @@ def test_missing_and_unreadable_score_zero_without_a_kernel(tmp_path):
         assert result.status == status and result.score == 0 and result.flags
         assert set(result.cells) == set(graded_cells(ROOT, "01_UNets"))
         assert SubmissionResult.from_json((tmp_path / f"w-{name}" / "result.json").read_text()).status == status
+
+
+# ---------------------------------------------------------------- answers that reach the finished version
+
+def _answer_table(assignment):
+    from grader import finished
+    from grader.grade_one import _source
+
+    spec = load_spec(ROOT, assignment)
+    return finished.answer_table({g: _source(spec.cell(g)) for g in spec.answers}, ROOT / "utils")
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_every_finished_version_named_for_an_answer_exists(assignment):
+    from grader.reach_kernel import resolve
+
+    for gid, entry in _answer_table(assignment).items():
+        assert entry["names"] and entry["targets"], gid
+        missing = [t for t in entry["targets"] if resolve(t) is None]
+        assert not missing, f"{assignment} {gid}: {missing}"
+
+
+def test_finished_versions_are_only_those_of_the_answer_itself():
+    tables = {a: _answer_table(a) for a in ASSIGNMENTS}
+    assert set(tables["01_UNets"]["down_block"]["targets"]) == {"utils.basic_unet:DownBlock",
+                                                               "utils.unet_utils:DownBlock"}
+    assert "utils.unet_utils:UNet" in tables["06_Assessment"]["unet"]["targets"]
+    # what earlier notebooks taught stays free: 04's conditional_loss may call DDPM.training_loss, 05's
+    # text_to_image the guided sampler of 04, 06's UNet28 the blocks of 03
+    assert not any("training_loss" in t for t in tables["04_Classifier_Free_Diffusion"]["conditional_loss"]["targets"])
+    assert not any("guid" in t for t in tables["05_CLIP"]["text_to_image"]["targets"])
+    assert tables["06_Assessment"]["unet"]["targets"] == ["utils.unet_utils:UNet"]
+
+
+STUDENT_CELL = "<ipython-input-student>"
+TRUSTED_CELL = "<ipython-input-course>"
+
+
+def _kernel_like(assignment="01_UNets"):
+    """A namespace like the notebook's after its setup cell, and a watch over its answers, in-process."""
+    import torch
+    from torch import nn
+
+    from grader.reach_kernel import Watch
+    from utils.grading import count_parameters, wave_input
+
+    watch = Watch(_answer_table(assignment), [], ["<ipython-input"])
+    watch.trusted = {TRUSTED_CELL}
+    watch.work = "/no/submission/folder"  # in the kernel, the folder of the files handed in
+    namespace = {"__name__": "__main__", "torch": torch, "nn": nn, "count_parameters": count_parameters,
+                 "wave_input": wave_input}
+    return watch, namespace
+
+
+def _run(source, namespace, filename=STUDENT_CELL):
+    exec(compile(source, filename, "exec"), namespace)
+
+
+USE_DOWN_BLOCK = "_b = DownBlock(2, 4)\n_b(wave_input((2, 2, 8, 8)))\n"
+USE_UP_BLOCK = "_b = UpBlock(2, 4)\n_b(wave_input((2, 2, 4, 4)), wave_input((2, 2, 4, 4), 3))\n"
+
+
+def _routes():
+    import hostile
+
+    return [("alias", hostile.ALIAS_WRAP, "down_block"), ("importlib", hostile.IMPORTLIB, "basic_unet"),
+            ("getattr", hostile.GETATTR_MODULE, "up_block"), ("sys.modules", hostile.SYS_MODULES_ROUTE, "up_block"),
+            ("instance __dict__", hostile.DICT_COPY, "down_block"),
+            ("class __dict__", hostile.CLASS_DICT_COPY, "down_block"), ("methods", hostile.METHOD_COPY, "up_block"),
+            ("subclass", hostile.SUBCLASS, "down_block"), ("__new__ lambda", hostile.NEW_WRAPPER, "down_block"),
+            ("partialmethod", hostile.PARTIAL, "up_block")]
+
+
+@pytest.mark.parametrize("route, source, gid", _routes(), ids=[r[0] for r in _routes()])
+def test_every_route_to_the_finished_version_is_seen(route, source, gid):
+    """Each hostile route is seen by the look at the objects and, where the finished code runs on the
+    student's behalf, by the watch while the course's check uses the answer."""
+    watch, namespace = _kernel_like()
+    _run(source, namespace)
+    assert watch.inspect(gid, namespace), f"{route}: the objects hold the finished version"
+    use = {"down_block": USE_DOWN_BLOCK, "up_block": USE_UP_BLOCK,
+           "basic_unet": "BasicUNet()(wave_input((1, 1, 16, 16)))\n"}[gid]
+    assert watch.start(gid)
+    try:
+        _run(use, namespace, TRUSTED_CELL)  # the course's check, calling the answer
+    finally:
+        seen = watch.stop()
+    if route != "subclass":  # a subclass runs the finished code as its own: the object look sees it
+        assert seen, f"{route}: the finished code ran for the answer"
+
+
+def test_the_watch_sees_a_route_no_object_holds():
+    """A name built at run time and looked up in a module's __dict__: only the run-time watch sees it."""
+    watch, namespace = _kernel_like()
+    _run("import utils\nimport utils.basic_unet\n"
+         "class DownBlock(nn.Module):\n"
+         "    def __init__(self, a, b):\n"
+         "        super().__init__()\n"
+         "        where = vars(utils)['basic' + '_unet'].__dict__\n"
+         "        self.model = where['Down' + 'Block'](a, b).model\n"
+         "    def forward(self, x):\n"
+         "        return self.model(x)\n", namespace)
+    assert watch.inspect("down_block", namespace) == []
+    watch.start("down_block")
+    _run(USE_DOWN_BLOCK, namespace, TRUSTED_CELL)
+    assert any("DownBlock.__init__" in line for line in watch.stop())
+
+
+def test_honest_answers_and_the_course_checks_are_not_seen():
+    """The instructor's answers, a helper the notebook imports, and the course's own check calling the
+    finished version beside the answer (as the test cells do): nothing is reported."""
+    import hostile
+
+    watch, namespace = _kernel_like()
+    for gid in ("down_block", "up_block", "basic_unet"):
+        _run("".join(cells_by_grade_id(read(solution_path("01_UNets")))[gid]["source"]), namespace)
+    _run(hostile.HELPERS_ALLOWED, namespace)
+    for gid, use in (("down_block", USE_DOWN_BLOCK), ("up_block", USE_UP_BLOCK)):
+        assert watch.inspect(gid, namespace) == []
+        watch.start(gid)
+        try:
+            _run(use + "import utils.basic_unet as _reference\n_reference.DownBlock(2, 4)\n"
+                 "_reference.UpBlock(2, 4)\n", namespace, TRUSTED_CELL)
+        finally:
+            assert watch.stop() == []
+    assert watch.inspect("basic_unet", namespace) == []
+
+
+def test_a_decorator_the_finished_version_shares_is_not_taken_for_it():
+    """02's p_sample and the course's DDPM.p_sample are both wrapped by torch.no_grad: the wrapper's code
+    is torch's, the same for both, and must not count as the finished code."""
+    watch, namespace = _kernel_like("02_Diffusion_Models")
+    _run("@torch.no_grad()\ndef p_sample(x_t, t, e_t, schedule, z=None, generator=None):\n"
+         "    return x_t - e_t\n", namespace)
+    assert watch.inspect("p_sample", namespace) == []
+    watch.start("p_sample")
+    try:
+        _run("p_sample(torch.ones(2), torch.zeros(2), torch.ones(2), None)\n", namespace, TRUSTED_CELL)
+    finally:
+        assert watch.stop() == []
+    watch.start("p_sample")
+    try:  # the finished version, called from the student's code, is still seen through the decorator
+        _run("from utils.ddpm_utils import DDPM\n_d = DDPM(5)\n"
+             "def _mine(x, t, e):\n    return _d.p_sample(x, t, e)\n", namespace)
+        _run("_mine(torch.ones(2, 1, 2, 2), torch.tensor([1, 2]), torch.ones(2, 1, 2, 2))\n", namespace, TRUSTED_CELL)
+    finally:
+        assert any("DDPM.p_sample" in line for line in watch.stop())

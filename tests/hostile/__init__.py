@@ -278,6 +278,203 @@ def _duplicate_ids() -> dict:
     return nb
 
 
+# ---------------------------------------------------------------- the course's own answer, by delegation
+# Each route hands the work of an answer cell to the finished version in utils at run time; every one
+# passes the cell's visible and hidden checks unless the grader sees the route (issue 22, section 3).
+
+ALIAS_WRAP = """
+import utils.basic_unet as course_blocks
+
+
+class DownBlock(nn.Module):
+    \"\"\"Two (Conv 3x3 -> BatchNorm -> ReLU), then MaxPool 2.\"\"\"
+
+    def __init__(self, in_ch, out_ch):
+        super().__init__()
+        self.model = course_blocks.DownBlock(in_ch, out_ch).model
+
+    def forward(self, x):
+        return self.model(x)
+"""
+IMPORTLIB = """
+import importlib
+
+_finished = importlib.import_module("utils.basic_unet")
+
+
+class BasicUNet(nn.Module):
+    def __init__(self, img_ch=1, img_size=16, down_chs=(16, 32, 64)):
+        super().__init__()
+        self.__dict__.update(_finished.BasicUNet(img_ch, img_size, down_chs).__dict__)
+
+    def forward(self, x):
+        return _finished.BasicUNet.forward(self, x)
+"""
+GETATTR_MODULE = """
+import utils.basic_unet
+
+_course_up = getattr(getattr(utils, "basic" + "_unet"), "Up" + "Block")
+
+
+class UpBlock(nn.Module):
+    def __init__(self, in_ch, out_ch):
+        super().__init__()
+        self.model = _course_up(in_ch, out_ch).model
+
+    def forward(self, x, skip):
+        return self.model(torch.cat((x, skip), dim=1))
+"""
+SYS_MODULES_ROUTE = """
+import sys as _system
+
+_loaded = getattr(_system, "mod" + "ules")
+
+
+class UpBlock(nn.Module):
+    def __init__(self, in_ch, out_ch):
+        super().__init__()
+        finished = _loaded["utils.basic_unet"].UpBlock(in_ch, out_ch)
+        self.model = finished.model
+
+    def forward(self, x, skip):
+        return self.model(torch.cat((x, skip), dim=1))
+"""
+DICT_COPY = """
+from utils import basic_unet as helpers
+
+
+class DownBlock(nn.Module):
+    def __init__(self, in_ch, out_ch):
+        super().__init__()
+        self.__dict__.update(helpers.DownBlock(in_ch, out_ch).__dict__)
+
+    def forward(self, x):
+        return self.model(x)
+"""
+CLASS_DICT_COPY = """
+from utils import basic_unet as helpers
+
+
+def _init(self, in_ch, out_ch):
+    nn.Module.__init__(self)
+    for name, child in helpers.DownBlock(in_ch, out_ch).named_children():
+        self.add_module(name, child)
+
+
+DownBlock = type("DownBlock", (nn.Module,), {
+    **{k: v for k, v in helpers.DownBlock.__dict__.items() if k not in ("__init__", "__dict__", "__weakref__")},
+    "__init__": _init})
+"""
+METHOD_COPY = """
+from utils import basic_unet as helpers
+
+
+class UpBlock(nn.Module):
+    def __init__(self, in_ch, out_ch):
+        super().__init__()
+        self.model = nn.Sequential(
+            nn.ConvTranspose2d(2 * in_ch, out_ch, kernel_size=3, stride=2, padding=1, output_padding=1),
+            nn.BatchNorm2d(out_ch), nn.ReLU(),
+            nn.Conv2d(out_ch, out_ch, kernel_size=3, padding=1), nn.BatchNorm2d(out_ch), nn.ReLU(),
+        )
+
+    forward = helpers.UpBlock.forward
+"""
+SUBCLASS = """
+from utils import basic_unet as helpers
+
+
+class _Tuned(helpers.DownBlock):
+    pass
+
+
+class DownBlock(_Tuned):
+    \"\"\"My own block.\"\"\"
+"""
+NEW_WRAPPER = """
+from utils import basic_unet as helpers
+
+
+class DownBlock(nn.Module):
+    __new__ = lambda cls, in_ch, out_ch: helpers.DownBlock(in_ch, out_ch)
+"""
+PARTIAL = """
+import functools
+from utils import basic_unet as helpers
+
+_make = functools.partial(helpers.UpBlock)
+
+
+class UpBlock(nn.Module):
+    def __init__(self, in_ch, out_ch):
+        nn.Module.__init__(self)
+        self.model = _make(in_ch, out_ch).model
+
+    forward = functools.partialmethod(helpers.UpBlock.forward)
+"""
+BLANK_DELEGATE = {  # the held-back case: from the blank notebook, every class delegates
+    "down_block": """
+from utils import basic_unet as blocks
+
+
+class DownBlock(nn.Module):
+    def __init__(self, in_ch, out_ch):
+        super().__init__()
+        self.model = blocks.DownBlock(in_ch, out_ch).model
+
+    def forward(self, x):
+        return self.model(x)
+""",
+    "up_block": """
+class UpBlock(nn.Module):
+    def __init__(self, in_ch, out_ch):
+        super().__init__()
+        self.inner = blocks.UpBlock(in_ch, out_ch)
+        self.model = self.inner.model
+
+    def forward(self, x, skip):
+        return blocks.UpBlock.forward(self, x, skip)
+""",
+    "basic_unet": """
+class BasicUNet(nn.Module):
+    def __init__(self, img_ch=1, img_size=16, down_chs=(16, 32, 64)):
+        super().__init__()
+        self.__dict__.update(blocks.BasicUNet(img_ch, img_size, down_chs).__dict__)
+
+    forward = blocks.BasicUNet.forward
+""",
+}
+HELPERS_ALLOWED = """
+def _self_check():
+    # the course's helpers the notebook imports: an honest answer may use them
+    block = DownBlock(1, 4)
+    out = block(wave_input((2, 1, 8, 8)))
+    print("my DownBlock:", list(out.shape), count_parameters(block), "parameters")
+
+
+_self_check()
+"""
+
+
+def replaced(nb: dict, grade_id: str, code: str) -> dict:
+    """``nb`` with the code of cell ``grade_id`` replaced by ``code``."""
+    nb = copy.deepcopy(nb)
+    cells_by_grade_id(nb)[grade_id]["source"] = code.strip() + "\n"
+    return nb
+
+
+def _blank_delegating() -> dict:
+    nb = blank()
+    for grade_id, code in BLANK_DELEGATE.items():
+        nb = replaced(nb, grade_id, code)
+    return nb
+
+
+def _honest_with_helpers() -> dict:
+    nb = append(right(), "down_block", HELPERS_ALLOWED)
+    return append(nb, "basic_unet", "print(count_parameters(BasicUNet()), 'parameters;', plan.epochs, 'epochs')")
+
+
 def _weights() -> bytes:
     import io
 
@@ -355,6 +552,31 @@ CASES: list[Case] = [
          lambda: append(right(), "basic_unet", SLEEPER), 4, True, status="timeout", limits={"stall_seconds": 10}),
     Case("stalled_once", "right answers; the grader's kernel freezes once (a lost message)", right, 7, False,
          freeze_before="test_up_block", limits={"stall_seconds": 10}),
+    # handing an answer to the course's finished version (the other cells right: they keep their points)
+    Case("delegate_blank", "from the blank notebook, every class delegates to utils.basic_unet under another name",
+         _blank_delegating, 0, True),
+    Case("delegate_alias", "DownBlock takes the finished block's layers through a module alias",
+         lambda: replaced(right(), "down_block", ALIAS_WRAP), 5, True),
+    Case("delegate_importlib", "BasicUNet copies the finished U-Net reached with importlib",
+         lambda: replaced(right(), "basic_unet", IMPORTLIB), 4, True),
+    Case("delegate_getattr", "UpBlock reached with getattr and names built from pieces",
+         lambda: replaced(right(), "up_block", GETATTR_MODULE), 5, True),
+    Case("delegate_sys_modules", "UpBlock taken from sys.modules, reached through getattr",
+         lambda: replaced(right(), "up_block", SYS_MODULES_ROUTE), 5, True),
+    Case("delegate_dict", "DownBlock copies a finished instance's __dict__",
+         lambda: replaced(right(), "down_block", DICT_COPY), 5, True),
+    Case("delegate_class_dict", "DownBlock built with type() from the finished class's __dict__ and its children",
+         lambda: replaced(right(), "down_block", CLASS_DICT_COPY), 5, True),
+    Case("delegate_methods", "UpBlock's forward copied from the finished class",
+         lambda: replaced(right(), "up_block", METHOD_COPY), 5, True),
+    Case("delegate_subclass", "DownBlock derives from the finished block through a class of its own",
+         lambda: replaced(right(), "down_block", SUBCLASS), 5, True),
+    Case("delegate_new", "DownBlock's __new__ is a lambda that returns the finished block",
+         lambda: replaced(right(), "down_block", NEW_WRAPPER), 5, True),
+    Case("delegate_partial", "UpBlock made with functools.partial(finished), forward a partialmethod of its forward",
+         lambda: replaced(right(), "up_block", PARTIAL), 5, True),
+    Case("helpers_allowed", "right answers that also use the course helpers the notebook imports",
+         _honest_with_helpers, 7, False),
 ]
 
 # The other notebooks: right answers and one wrong answer each must raise no flag.
