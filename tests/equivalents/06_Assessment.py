@@ -18,6 +18,16 @@ EQUIVALENTS = [
     Equivalent("loss written out as a mean of squares", "conditional_loss",
                "return F.mse_loss(model(x_t, t, c, c_mask), noise)",
                "return ((model(x_t, t, c, c_mask) - noise) ** 2).mean()"),
+    Equivalent("the masked class passed to the model", "conditional_loss",
+               "model(x_t, t, c, c_mask)", "model(x_t, t, c * c_mask, c_mask)"),
+    Equivalent("masked class with a mask of ones", "conditional_loss",
+               "model(x_t, t, c, c_mask)", "model(x_t, t, c * c_mask, torch.ones_like(c_mask))"),
+    Equivalent("two separate calls", "guided_noise",
+               "    c_mask = torch.cat([keep, torch.zeros_like(keep)])  # first copy keeps the class, second drops it\n"
+               "    e = model(torch.cat([x_t, x_t]), torch.cat([t, t]), torch.cat([c, c]), c_mask)\n"
+               "    e_cond, e_uncond = e.chunk(2)\n",
+               "    e_cond = model(x_t, t, c, keep)\n"
+               "    e_uncond = model(x_t, t, c, torch.zeros_like(keep))\n"),
     Equivalent("guidance as e_cond + w (e_cond - e_uncond)", "guided_noise",
                "return (1 + w) * e_cond - w * e_uncond", "return e_cond + w * (e_cond - e_uncond)"),
     Equivalent("guidance written as the diffusers scale s = 1 + w", "guided_noise",
