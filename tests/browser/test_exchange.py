@@ -1,6 +1,11 @@
 """The exchange round trip on one machine, all in the browser: the instructor releases 01 in the
 Formgrader, the student fetches and submits it from the Assignment List, the instructor collects
-and autogrades it, and the Formgrader shows full marks."""
+and autogrades it, the Formgrader shows full marks, and its Generate Feedback and Release Feedback
+buttons hand the student the course's feedback page (no hidden test in it), which the student fetches.
+
+Every Formgrader button that grades or gives feedback runs the course's grader (nbgrader_config.py,
+grader/nbgrader_hooks.py): a second test presses Autograde on a submission that reaches for the
+grader, which nbgrader's own autograde would score 7 / 7, and sees it flagged and scored 0."""
 from __future__ import annotations
 
 import json
@@ -11,7 +16,11 @@ import sys
 import pytest
 from playwright.sync_api import expect
 
-from .ui import RUN_TIMEOUT_MS, check_cells, graded_cells, menu, open_lab, points, solved
+from conftest import ROOT
+from grader.grade_one import load_spec
+from test_feedback import TAMPER, assert_no_hidden_test
+
+from .ui import RUN_TIMEOUT_MS, check_cells, graded_cells, menu, nbgrader, open_lab, points, solved
 
 pytestmark = pytest.mark.browser
 ASSIGNMENT = "01_UNets"
@@ -33,6 +42,37 @@ def make_release(lab) -> None:
 def close_modal(formgrader) -> None:
     formgrader.locator(".modal.in .modal-footer button", has_text="OK").click()
     expect(formgrader.locator(".modal.in")).to_have_count(0)
+
+
+def press(page, formgrader, submission, button: str, shot: str) -> str:
+    """Press one of a submission's Formgrader buttons (td.autograde, td.generate-feedback,
+    td.release-feedback), wait for nbgrader's dialog, check it says Success; return its text (the log)."""
+    submission.locator(f"td.{button} a").click()
+    dialog = formgrader.locator(".modal.in")
+    expect(dialog.locator(".modal-title")).to_be_visible(timeout=RUN_TIMEOUT_MS)  # nbgrader has finished
+    page.steps.shot(shot)
+    text = dialog.inner_text()
+    assert dialog.locator(".modal-title").inner_text().strip() == "Success", text
+    close_modal(formgrader)
+    return text
+
+
+def score_of(submission) -> tuple[float, float]:
+    scored = submission.locator("td.score")
+    expect(scored).to_contain_text("/")
+    score, out_of = (float(x) for x in re.findall(r"[\d.]+", scored.text_content()))
+    return score, out_of
+
+
+def open_submissions(page, formgrader):
+    """The Formgrader's list of 01's submissions (Manage Assignments, the number of submissions)."""
+    row = formgrader.locator("tbody tr", has=formgrader.locator("td.name", has_text=exact(ASSIGNMENT)))
+    row.locator("td.num-submissions a").click()
+    expect(formgrader.locator("#main-table tr").first).to_be_visible()
+
+
+def submission_row(formgrader, student: str):
+    return formgrader.locator("#main-table tr", has=formgrader.locator("td.student-id", has_text=exact(student)))
 
 
 def test_release_fetch_submit_collect_autograde(page, lab):
@@ -77,15 +117,59 @@ def test_release_fetch_submit_collect_autograde(page, lab):
     row.locator("td.num-submissions a").click()
     submission = formgrader.locator("#main-table tr").first
     expect(submission.locator("td.student-id")).not_to_be_empty()
-    submission.locator("td.autograde a").click()
-    dialog = formgrader.locator(".modal.in")
-    expect(dialog.locator(".modal-title")).to_be_visible(timeout=RUN_TIMEOUT_MS)  # nbgrader has finished
-    page.steps.shot("instructor-autograded")
-    assert dialog.locator(".modal-title").inner_text().strip() == "Success", dialog.inner_text()
-    close_modal(formgrader)
-    scored = submission.locator("td.score")
-    expect(scored).to_contain_text("/")
+    student = submission.locator("td.student-id").inner_text().strip()
+    log = press(page, formgrader, submission, "autograde", "instructor-autograded")
+    assert "the course's grader says" in log, f"Autograde did not run the course's grader:\n{log}"
     page.steps.shot("instructor-sees-score")
-    score, out_of = (float(x) for x in re.findall(r"[\d.]+", scored.text_content()))
-    assert (score, out_of) == (autograded, total), \
-        f"autograde gave {score} / {out_of}, expected {autograded} / {total}"
+    assert score_of(submission) == (autograded, total), \
+        f"autograde gave {score_of(submission)}, expected {autograded} / {total}"
+
+    # Instructor: feedback, then its release; the page is the course's, without the hidden tests.
+    press(page, formgrader, submission, "generate-feedback", "instructor-generated-feedback")
+    page_html = (lab.course / "feedback" / student / ASSIGNMENT / f"{ASSIGNMENT}.html").read_text()
+    assert f"Score: {autograded:g} / {autograded:g}" in page_html
+    assert_no_hidden_test(page_html, load_spec(ROOT, ASSIGNMENT), student_nb)
+    press(page, formgrader, submission, "release-feedback", "instructor-released-feedback")
+
+    # Student: fetch the feedback; it is the page the course wrote.
+    menu(page, "Nbgrader", "Assignment List")
+    handed_in = page.locator("#submitted_assignments_list > .list_item", has_text=ASSIGNMENT)
+    handed_in.get_by_role("button", name="Fetch Feedback").click()
+    expect(handed_in.get_by_text("(view feedback)")).to_be_visible()
+    page.steps.shot("student-fetched-feedback")
+    fetched_pages = list((lab.course / ASSIGNMENT / "feedback").rglob(f"{ASSIGNMENT}.html"))
+    assert [p.read_text() for p in fetched_pages] == [page_html], fetched_pages
+
+
+def test_formgrader_autograde_runs_the_course_grader(page, lab):
+    """A submission copied to submitted/ (right answers that replace builtins.abs, which the checks
+    use): the Formgrader's Autograde flags it and scores it 0, as `make autograde` does."""
+    make_release(lab)
+    student_nb = json.loads((lab.course / "notebooks" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").read_text())
+    instructor_nb = json.loads((lab.course / "solutions" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").read_text())
+    tampered = solved(student_nb, instructor_nb)
+    for cell in tampered["cells"]:
+        if nbgrader(cell).get("grade_id") == "down_block":
+            cell["source"] = "".join(cell["source"]) + TAMPER
+    folder = lab.course / "submitted" / "mallory" / ASSIGNMENT
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{ASSIGNMENT}.ipynb").write_text(json.dumps(tampered, indent=1))
+    (folder / "timestamp.txt").write_text("2026-12-01 10:00:00.000000 UTC")
+
+    open_lab(page, lab)
+    menu(page, "Nbgrader", "Formgrader")
+    formgrader = page.frame_locator(".jp-MainAreaWidget iframe")
+    open_submissions(page, formgrader)
+    submission = submission_row(formgrader, "mallory")
+    log = press(page, formgrader, submission, "autograde", "instructor-autograded-tampered")
+    assert "the course's grader says" in log and "tampering" in log, log
+    total = points(student_nb, graded_cells(student_nb))
+    assert score_of(submission) == (0, total), f"a submission that reaches for the grader scored {score_of(submission)}"
+    page.steps.shot("instructor-sees-tampered-score")
+
+    # `make autograde` knows this grading as its own: the same submission, unchanged, is skipped.
+    venv = sys.prefix
+    again = subprocess.run(["make", "--no-print-directory", "autograde", f"ASSIGNMENTS={ASSIGNMENT}", f"VENV={venv}",
+                            "-o", f"{venv}/.installed", "GRADE_ARGS=--student mallory --no-progress"],
+                           cwd=lab.course, env=lab.env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0 and "1 unchanged and skipped" in again.stdout, again.stdout + again.stderr
