@@ -5,7 +5,8 @@ For each assignment with an instructor notebook in solutions/:
 - a real ``nbgrader autograde`` gives the instructor's answers full marks, the untouched student
   version zero, and runs in the grade profile (its time is printed);
 - the visible tests pass on the right answers (nbgrader's Validator, as a student's Validate);
-- every plausible wrong answer in tests/mutants/<id>.py fails the test cells it should, and several
+- every plausible wrong answer in tests/mutants/<id>.py fails the test cells it should, in their visible
+  part (what the student runs before handing in) whenever their hidden part charges it, and several
   wrong answers at once (ISOLATION_RUNS) fail their own test cells and no other;
 - every right answer written differently in tests/equivalents/<id>.py passes them;
 - every code cell of both versions parses.
@@ -29,7 +30,7 @@ from equivalents import load as load_equivalents
 from equivalents import own_test_cells
 from mutants import apply as apply_mutant
 from mutants import load as load_mutants
-from mutants import load_isolation_runs
+from mutants import hidden_id, load_isolation_runs, split_hidden
 
 ASSIGNMENTS = sorted(p.name for p in (ROOT / "solutions").iterdir()
                      if (p / f"{p.name}.ipynb").exists())
@@ -243,14 +244,20 @@ def test_trimmed_solution_passes_every_test(assignment, tmp_path, kernels):
 
 @pytest.mark.parametrize("assignment, mutant", MUTANTS)
 def test_wrong_answers_lose_points(assignment, mutant, tmp_path, kernels):
+    """Each wrong answer fails its test cells, and fails them in their visible part: a mistake the hidden
+    tests charge is shown to the student, with a hint, before handing in. One run tells both apart: each
+    test cell runs as its visible part (as released) and then its hidden part (``split_hidden``)."""
     nb = copy.deepcopy(read(solution_path(assignment)))
     cell = cells_by_grade_id(nb)[mutant.cell]
     cell["source"] = apply_mutant(mutant, "".join(cell["source"]))
     order = [nbgrader_meta(c).get("grade_id") for c in nb["cells"]]
     last = max(mutant.fails, key=order.index)
-    results = run_trimmed(nb, last, tmp_path, km=kernels(assignment))
-    passed = [g for g in mutant.fails if results.get(g) is None]
+    results = run_trimmed(split_hidden(nb), hidden_id(last), tmp_path, km=kernels(assignment))
+    passed = [g for g in mutant.fails if results.get(g) is None and results.get(hidden_id(g)) is None]
     assert not passed, f"wrong answer {mutant.name!r} still passes {passed}"
+    unseen = {g: results[hidden_id(g)] for g in order if g and results.get(hidden_id(g)) and results.get(g) is None}
+    assert not unseen, (f"wrong answer {mutant.name!r} passes every visible check of {sorted(unseen)} and then "
+                        f"loses their hidden points: {unseen}. Add a visible check, with a hint, that shows it")
 
 
 @pytest.mark.parametrize("assignment, equivalent", EQUIVALENTS)
