@@ -702,8 +702,8 @@ def run_plan(plan: Plan, spec: AssignmentSpec, course_root: Path, work: Path, *,
                 answer = watched.get(step.index)
                 if answer:  # the objects are looked at after the answer cell, and again before each test
                     is_test = plan.kinds[step.index] == "test"
-                    _collect_reached(outcome, answer, silent("", {"w": finished.begin_expression(
-                        watch_name, answer, inspect=is_test and step.part != "hidden")}, timeout=60))
+                    _collect_reached(outcome, answer, watched_silent(watch, silent, finished.begin_expression(
+                        watch_name, answer, inspect=is_test and step.part != "hidden")))
                 watch.touch()
                 watch.busy = True
                 try:
@@ -711,8 +711,8 @@ def run_plan(plan: Plan, spec: AssignmentSpec, course_root: Path, work: Path, *,
                 finally:
                     watch.busy = False
                 if answer:
-                    _collect_reached(outcome, answer, silent("", {"w": finished.end_expression(
-                        watch_name, answer, inspect=plan.kinds[step.index] == "answer")}, timeout=60))
+                    _collect_reached(outcome, answer, watched_silent(watch, silent, finished.end_expression(
+                        watch_name, answer, inspect=plan.kinds[step.index] == "answer")))
                 outputs = list(done.get("outputs", []))
                 if step.part == "hidden":
                     cell.outputs = list(cell.get("outputs", [])) + outputs
@@ -824,6 +824,20 @@ def _install_watch(plan: Plan, spec: AssignmentSpec, course_root: Path, steps: l
         if answer in table:
             watched[index] = answer
     return watched
+
+
+def watched_silent(watch: _Watch, silent, expression: str) -> dict:
+    """Evaluate ``expression`` in the kernel while the watchdog counts the kernel as busy.
+
+    A kernel that stops answering here (frozen, or a lost request) is then stopped as stalled after
+    ``stall_seconds`` and the submission graded again, as for a cell, instead of waiting for the
+    60 s reply limit and being reported dead.
+    """
+    watch.busy = True
+    try:
+        return silent("", {"w": expression}, timeout=60)
+    finally:
+        watch.busy = False
 
 
 def _collect_reached(outcome: Outcome, answer: str, reply: dict) -> None:

@@ -212,7 +212,8 @@ def __course_probe_install(name, cell_dirs):
     _id, _len, _isinstance, _getattr, _sorted, _vars, _list = id, len, isinstance, getattr, sorted, vars, list
     _startswith = str.startswith
     watched_modules = ("torch", "torch.nn", "torch.nn.functional", "math", "utils", "utils.grading",
-                       "utils.basic_unet", "utils.unet_utils", "utils.ddpm_utils", "utils.guidance", "einops",
+                       "utils.basic_unet", "utils.unet_utils", "utils.ddpm_utils", "utils.guidance", "utils.blocks",
+                       "utils.timesteps", "utils.fast", "einops",
                        "importlib", "types", "IPython.core.interactiveshell")
     def classes():
         import torch
