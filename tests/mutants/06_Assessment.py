@@ -84,6 +84,11 @@ MUTANTS = [
            ("test_context_mask",)),
     Mutant("mask with a fixed drop probability", "context_mask",
            "return (u >= drop_prob).float()", "return (u >= 0.1).float()", ("test_context_mask",)),
+    Mutant("mask drops one in every round(1 / drop_prob) (exact only at 0.1 and 0.5)", "context_mask",
+           "u = torch.rand((n, 1), generator=generator, device=device)\n    return (u >= drop_prob).float()",
+           "if drop_prob <= 0:\n        return torch.ones(n, 1, device=device)\n"
+           "    return (torch.randint(0, round(1 / drop_prob), (n, 1), generator=generator, device=device) != 0).float()",
+           ("test_context_mask",)),
     # the loss
     Mutant("training never hides the class", "conditional_loss",
            "model(x_t, t, c, c_mask)", "model(x_t, t, c, torch.ones_like(c_mask))", ("test_conditional_loss",)),
@@ -101,6 +106,15 @@ MUTANTS = [
            "c_mask = context_mask(n, 0.1, device=x0.device, generator=generator)", ("test_conditional_loss",)),
     Mutant("loss hides the class of every sample", "conditional_loss",
            "model(x_t, t, c, c_mask)", "model(x_t, t, c * 0, c_mask)", ("test_conditional_loss",)),
+    Mutant("loss as the mean absolute error (L1)", "conditional_loss",
+           "return F.mse_loss(model(x_t, t, c, c_mask), noise)", "return F.l1_loss(model(x_t, t, c, c_mask), noise)",
+           ("test_conditional_loss",)),
+    Mutant("loss as the root of the mean squared error", "conditional_loss",
+           "return F.mse_loss(model(x_t, t, c, c_mask), noise)",
+           "return F.mse_loss(model(x_t, t, c, c_mask), noise).sqrt()", ("test_conditional_loss",)),
+    Mutant("forward process written out, x0 scaled by alpha_bar instead of its root", "conditional_loss",
+           "x_t = q_sample(x0, t, alpha_bars, noise)",
+           "a = alpha_bars[t].reshape(-1, 1, 1, 1)\n    x_t = a * x0 + (1 - a).sqrt() * noise", ("test_conditional_loss",)),
     # guidance: the partly wrong formulas that image-only judging lets through
     Mutant("guidance as e_uncond + w (e_cond - e_uncond)", "guided_noise",
            "return (1 + w) * e_cond - w * e_uncond", "return e_uncond + w * (e_cond - e_uncond)",
