@@ -89,6 +89,10 @@ MUTANTS = [
            "if drop_prob <= 0:\n        return torch.ones(n, 1, device=device)\n"
            "    return (torch.randint(0, round(1 / drop_prob), (n, 1), generator=generator, device=device) != 0).float()",
            ("test_context_mask",)),
+    Mutant("mask drops exactly int(n * drop_prob) entries (none in a batch of 8 at 0.1)", "context_mask",
+           "u = torch.rand((n, 1), generator=generator, device=device)\n    return (u >= drop_prob).float()",
+           "m = torch.ones(n, 1, device=device)\n    m[torch.randperm(n, generator=generator)[:int(n * drop_prob)]] = 0.0\n"
+           "    return m", ("test_context_mask",)),
     # the loss
     Mutant("training never hides the class", "conditional_loss",
            "model(x_t, t, c, c_mask)", "model(x_t, t, c, torch.ones_like(c_mask))", ("test_conditional_loss",)),
