@@ -1,0 +1,25 @@
+"""utils/ is a stack that follows the lessons: importing a lower module never loads a higher one."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# module -> modules of the course it must not load (a fresh interpreter imports it alone)
+LAYERS = {
+    "utils.basic_unet": ["utils.unet_utils", "utils.ddpm_utils", "utils.fast"],     # 01-02's model, not 03's
+    "utils.unet_utils": ["utils.ddpm_utils", "utils.fast"],                          # no network imports the math
+    "utils.ddpm_utils": ["utils.fast", "utils.basic_unet", "utils.unet_utils"],      # the math, not the speed policy
+}
+
+
+@pytest.mark.parametrize("module", sorted(LAYERS))
+def test_a_lower_module_loads_no_higher_one(module):
+    code = f"import json, sys; import {module}; print(json.dumps(sorted(m for m in sys.modules if m.startswith('utils'))))"
+    loaded = json.loads(subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                                       check=True).stdout)
+    assert module in loaded
+    assert not set(LAYERS[module]) & set(loaded), f"{module} loads {sorted(set(LAYERS[module]) & set(loaded))}"
