@@ -11,8 +11,8 @@ environment overrides beyond ``COURSE_PROFILE``. After its last cell a few lines
 kernel and print the notebook's payoff figure (``PAYOFFS``): what the notebook promises, measured
 as the issue tracker's targets define it. The table gives, per notebook, the wall time, the time
 of the cells that train, the payoff figure, its target, and PASS or FAIL. The executed notebooks
-and every picture they drew are saved to ``benchmarks/results/course-run-<profile>/`` (the
-folder the README names).
+(as HTML pages) and every picture they drew are saved to ``benchmarks/results/course-run-<profile>/``
+(the folder the README names).
 
 The fast and full profiles need the full FashionMNIST (the course's data folder, or the
 Debian/Ubuntu package ``dataset-fashion-mnist``) and a judge (``make judge``); it says so and stops
@@ -126,8 +126,12 @@ def reseed(nb, seed: int) -> None:
     raise ValueError("no code cell calls set_seed(0): --seed has nothing to change in this notebook")
 
 
-def run(nb_id: str, timeout: int, out: Path, payoffs: bool = True, seed: int = 0) -> dict:
-    """Run one instructor notebook top to bottom; its times, payoff and where it was saved."""
+def execute(nb_id: str, timeout: int, payoffs: bool = True, seed: int = 0):
+    """Run one instructor notebook top to bottom in a fresh kernel; the executed notebook and its figures.
+
+    A cell that raises stops the run, as "Run All" does (a failing verdict is a finding); the payoff
+    is still measured in the same kernel, and ``failed_cell`` names the cell.
+    """
     import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
@@ -146,7 +150,7 @@ def run(nb_id: str, timeout: int, out: Path, payoffs: bool = True, seed: int = 0
             t0 = time.perf_counter()
             try:
                 client.execute_cell(cell, index)
-            except CellExecutionError as error:  # a failing check is a finding: stop, as "Run All" does
+            except CellExecutionError as error:
                 failed = {"index": index, "error": f"{error.ename}: {error.evalue}"[:300]}
             cells.append({"index": index, "seconds": round(time.perf_counter() - t0, 2),
                           "trains": bool(TRAINS.search(cell.source))})
@@ -154,12 +158,29 @@ def run(nb_id: str, timeout: int, out: Path, payoffs: bool = True, seed: int = 0
                 break
         wall = time.perf_counter() - start
         payoff = _payoff(client, nb, PAYOFFS[nb_id][0]) if payoffs and nb_id in PAYOFFS else None
-    nbformat.write(nb, out / f"{nb_id}.ipynb")
-    pictures = _save_pictures(nb, out, nb_id)
     train_seconds = sum(c["seconds"] for c in cells if c["trains"])
-    return {"notebook": nb_id, "seed": seed, "seconds": round(wall, 1), "train_seconds": round(train_seconds, 1),
-            "payoff": payoff, "figure": PAYOFFS.get(nb_id, (None, "-"))[1], "pictures": pictures, "failed_cell": failed,
-            "slowest_cells": sorted(cells, key=lambda c: -c["seconds"])[:5]}
+    return nb, {"notebook": nb_id, "seed": seed, "seconds": round(wall, 1), "train_seconds": round(train_seconds, 1),
+                "payoff": payoff, "figure": PAYOFFS.get(nb_id, (None, "-"))[1], "failed_cell": failed,
+                "slowest_cells": sorted(cells, key=lambda c: -c["seconds"])[:5]}
+
+
+def save(nb, out: Path, stem: str) -> int:
+    """Write the executed notebook as ``out/<stem>.html`` and its pictures as PNGs; return how many.
+
+    HTML, not .ipynb: notebooks in the course are kept without outputs, and a page with every
+    output and picture is what an instructor reads. Returns the number of PNGs written.
+    """
+    from nbconvert import HTMLExporter
+
+    body, _ = HTMLExporter().from_notebook_node(nb)
+    (out / f"{stem}.html").write_text(body, encoding="utf-8")
+    return _save_pictures(nb, out, stem)
+
+
+def run(nb_id: str, timeout: int, out: Path, payoffs: bool = True, seed: int = 0) -> dict:
+    """``execute`` one notebook and ``save`` it under ``out``; its times, payoff and picture count."""
+    nb, result = execute(nb_id, timeout, payoffs, seed)
+    return {**result, "pictures": save(nb, out, nb_id)}
 
 
 def preflight() -> str | None:

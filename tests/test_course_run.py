@@ -68,10 +68,13 @@ def test_a_failing_cell_is_reported_and_the_notebook_still_saved(tmp_path, monke
     cells = [nbformat.v4.new_code_cell(src) for src in ("x = 1", "raise ValueError('the verdict failed')", "y = 2")]
     nbformat.write(nbformat.v4.new_notebook(cells=cells), folder / "99_Fake.ipynb")
     monkeypatch.setattr(course_run, "ROOT", tmp_path)
+    nb, result = course_run.execute("99_Fake", timeout=60)
+    assert result["failed_cell"] == {"index": 1, "error": "ValueError: the verdict failed"}
+    assert nb.cells[1].outputs[0]["ename"] == "ValueError" and nb.cells[2].outputs == []
+    assert "stopped at cell 1: ValueError" in course_run.table([result], "fast")
     out = tmp_path / "out"
     out.mkdir()
-    result = course_run.run("99_Fake", timeout=60, out=out)
-    assert result["failed_cell"] == {"index": 1, "error": "ValueError: the verdict failed"}
-    saved = nbformat.read(out / "99_Fake.ipynb", as_version=4)
-    assert saved.cells[1].outputs[0]["ename"] == "ValueError" and saved.cells[2].outputs == []
-    assert "stopped at cell 1: ValueError" in course_run.table([result], "fast")
+    assert course_run.save(nb, out, "99_Fake") == 0
+    # an HTML page with the outputs; no notebook with outputs is left in the course
+    assert sorted(p.name for p in out.iterdir()) == ["99_Fake.html"]
+    assert "the verdict failed" in (out / "99_Fake.html").read_text()
