@@ -43,6 +43,7 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from grader.feedback import copy_exchange_files
 from grader.gradebook import CourseSettings, GradebookWriter, course_settings, ensure_assignment
 
 DEFAULT_GRADER = "grader.grade_one:grade_submission"
@@ -415,11 +416,7 @@ def _store(settings: CourseSettings, outcome: Outcome, writer: GradebookWriter) 
         name = f"{names[0]}.ipynb" if len(names) == 1 else outcome.notebook_name
         (folder / name).unlink(missing_ok=True)  # nbgrader's own converters leave their files read-only
         (folder / name).write_bytes(outcome.executed)
-        for kept in ("timestamp.txt", "submission_secret.txt"):  # what feedback and its release need
-            source = settings.root / "submitted" / outcome.student / outcome.assignment / kept
-            if source.is_file():
-                (folder / kept).unlink(missing_ok=True)
-                shutil.copyfile(source, folder / kept)
+        copy_exchange_files(settings.root / "submitted" / outcome.student / outcome.assignment, folder)
     stamp = settings.root / "submitted" / outcome.student / outcome.assignment / "timestamp.txt"
     timestamp = stamp.read_text().strip() if stamp.is_file() else None
     flags = writer.record(result, outcome.submission_hash, str(log_path), timestamp)

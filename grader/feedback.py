@@ -160,6 +160,15 @@ def _graded(results: Path):
 EXCHANGE_FILES = ("timestamp.txt", "submission_secret.txt")
 
 
+def copy_exchange_files(source: Path, target: Path) -> None:
+    """Copy the ``EXCHANGE_FILES`` that ``source`` holds into ``target``, replacing older copies
+    (nbgrader leaves its own files read-only)."""
+    for name in EXCHANGE_FILES:
+        if (Path(source) / name).is_file():
+            (Path(target) / name).unlink(missing_ok=True)
+            shutil.copyfile(Path(source) / name, Path(target) / name)
+
+
 def write_all(results: Path, out: Path, assignments: list[str] | None = None) -> list[Path]:
     """Write ``<out>/<student>/<assignment>/<assignment>.html`` for every graded submission under
     ``results`` (of ``assignments`` only, when given); return the pages written.
@@ -176,11 +185,7 @@ def write_all(results: Path, out: Path, assignments: list[str] | None = None) ->
         if target.exists():
             target.unlink()  # nbgrader may have left it read-only
         target.write_text(render(result, executed), encoding="utf-8")
-        for name in EXCHANGE_FILES:
-            source = Path(results) / result.student / result.assignment / name
-            if source.is_file():
-                (target.parent / name).unlink(missing_ok=True)
-                shutil.copyfile(source, target.parent / name)
+        copy_exchange_files(Path(results) / result.student / result.assignment, target.parent)
         written.append(target)
     return written
 

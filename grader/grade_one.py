@@ -702,8 +702,8 @@ def run_plan(plan: Plan, spec: AssignmentSpec, course_root: Path, work: Path, *,
                 answer = watched.get(step.index)
                 if answer:  # the objects are looked at after the answer cell, and again before each test
                     is_test = plan.kinds[step.index] == "test"
-                    _collect_reached(outcome, answer, watched_silent(watch, silent, finished.begin_expression(
-                        watch_name, answer, inspect=is_test and step.part != "hidden")))
+                    _collect_reached(outcome, answer, ask_kernel(watch, silent, finished.begin_expression(
+                        watch_name, answer, inspect=is_test and step.part != "hidden"), WATCH))
                 watch.touch()
                 watch.busy = True
                 try:
@@ -711,8 +711,8 @@ def run_plan(plan: Plan, spec: AssignmentSpec, course_root: Path, work: Path, *,
                 finally:
                     watch.busy = False
                 if answer:
-                    _collect_reached(outcome, answer, watched_silent(watch, silent, finished.end_expression(
-                        watch_name, answer, inspect=plan.kinds[step.index] == "answer")))
+                    _collect_reached(outcome, answer, ask_kernel(watch, silent, finished.end_expression(
+                        watch_name, answer, inspect=plan.kinds[step.index] == "answer"), WATCH))
                 outputs = list(done.get("outputs", []))
                 if step.part == "hidden":
                     cell.outputs = list(cell.get("outputs", [])) + outputs
@@ -728,22 +728,8 @@ def run_plan(plan: Plan, spec: AssignmentSpec, course_root: Path, work: Path, *,
                         steps[position + 1].index != step.index:
                     if outcome.tampered_at is None:
                         probe_started = time.monotonic()
-                        watch.busy = True
-                        try:
-                            probe = silent("", {"p": tamper.probe_expression(probe_name)}, timeout=60)
-                        finally:
-                            watch.busy = False
+                        changes = ask_kernel(watch, silent, tamper.probe_expression(probe_name), "the grader's probe")
                         outcome.probe_seconds += time.monotonic() - probe_started
-                        found = probe.get("user_expressions", {}).get("p", {})
-                        if found.get("status") != "ok":
-                            changes = [f"the grader's probe was disabled ({found.get('ename')})"]
-                        else:
-                            import ast as _ast
-
-                            try:
-                                changes = list(_ast.literal_eval(found["data"]["text/plain"]))
-                            except (ValueError, SyntaxError, KeyError):
-                                changes = ["the grader's probe answered nonsense"]
                         if changes:
                             outcome.tampered_at = step.index
                             outcome.tamper_found = changes
@@ -826,31 +812,36 @@ def _install_watch(plan: Plan, spec: AssignmentSpec, course_root: Path, steps: l
     return watched
 
 
-def watched_silent(watch: _Watch, silent, expression: str) -> dict:
-    """Evaluate ``expression`` in the kernel while the watchdog counts the kernel as busy.
+WATCH = "the grader's watch on the course's finished code"
 
-    A kernel that stops answering here (frozen, or a lost request) is then stopped as stalled after
-    ``stall_seconds`` and the submission graded again, as for a cell, instead of waiting for the
-    60 s reply limit and being reported dead.
+
+def ask_kernel(watch: _Watch, silent, expression: str, what: str) -> list[str]:
+    """Evaluate ``expression`` (a list of strings, in the kernel) and return its answer; ``what`` names
+    the asker in the line returned when the kernel cannot answer.
+
+    The watchdog counts the kernel as busy meanwhile, so a kernel that stops answering (frozen, or a
+    lost request) is stopped as stalled after ``stall_seconds`` and the submission graded again, as
+    for a cell, rather than waiting for the 60 s reply limit and being reported dead. An expression
+    that raised gives ``"<what> was disabled (<error name>)"``, an answer that is not a list of strings
+    ``"<what> answered nonsense"``.
     """
+    import ast
+
     watch.busy = True
     try:
-        return silent("", {"w": expression}, timeout=60)
+        reply = silent("", {"q": expression}, timeout=60)
     finally:
         watch.busy = False
-
-
-def _collect_reached(outcome: Outcome, answer: str, reply: dict) -> None:
-    found = reply.get("user_expressions", {}).get("w", {})
+    found = reply.get("user_expressions", {}).get("q", {})
     if found.get("status") != "ok":
-        seen = [f"the grader's watch on the course's finished code was disabled ({found.get('ename')})"]
-    else:
-        import ast as _ast
+        return [f"{what} was disabled ({found.get('ename')})"]
+    try:
+        return [str(line) for line in ast.literal_eval(found["data"]["text/plain"])]
+    except (ValueError, SyntaxError, KeyError, TypeError):
+        return [f"{what} answered nonsense"]
 
-        try:
-            seen = [str(s) for s in _ast.literal_eval(found["data"]["text/plain"])]
-        except (ValueError, SyntaxError, KeyError):
-            seen = ["the grader's watch on the course's finished code answered nonsense"]
+
+def _collect_reached(outcome: Outcome, answer: str, seen: list[str]) -> None:
     for line in seen:
         if line not in outcome.reached.setdefault(answer, []):
             outcome.reached[answer].append(line)

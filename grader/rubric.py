@@ -35,10 +35,10 @@ import sys
 import tempfile
 from pathlib import Path
 
+from grader.grade_one import BEGIN_HIDDEN, END_HIDDEN
 from utils.data import COURSE_ROOT
 
 INSTRUCTOR = "instructor"
-HIDDEN_BEGIN, HIDDEN_END = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
 CHECKS = {"check", "check_close", "check_shape", "check_parameters", "check_fingerprint", "check_defined_here",
           "check_type"}
 
@@ -63,7 +63,7 @@ def read_notebook(assignment: str, root: Path = COURSE_ROOT) -> dict:
 
 def visible_part(source: str) -> str:
     """A test cell as the student sees it: the hidden-test region (markers included) removed."""
-    return re.sub(rf"[ \t]*{HIDDEN_BEGIN}.*?{HIDDEN_END}[^\n]*\n?", "", source, flags=re.S)
+    return re.sub(rf"[ \t]*{BEGIN_HIDDEN}.*?{END_HIDDEN}[^\n]*\n?", "", source, flags=re.S)
 
 
 def _render(node: ast.AST) -> str:
@@ -99,7 +99,7 @@ def _describe(call: ast.Call) -> str | None:
 def describe_checks(source: str) -> tuple[list[str], list[str]]:
     """(visible, hidden): what each check call of a test cell verifies, in source order."""
     lines = source.splitlines()
-    hidden_from = next((i + 1 for i, line in enumerate(lines) if HIDDEN_BEGIN in line), len(lines) + 1)
+    hidden_from = next((i + 1 for i, line in enumerate(lines) if BEGIN_HIDDEN in line), len(lines) + 1)
     visible, hidden = [], []
     calls = [n for n in ast.walk(ast.parse(source)) if isinstance(n, ast.Call)]
     for call in sorted(calls, key=lambda n: (n.lineno, n.col_offset)):

@@ -109,8 +109,6 @@ def fid(judge: nn.Module, images: torch.Tensor, real_images: torch.Tensor) -> fl
         ValueError: too few images, another shape or size, NaN pixels, or pixels not in [-1, 1]
             (integer pixels, values beyond [-1, 1], or none below 0: images in [0, 1] or 0-255).
     """
-    from torchmetrics.image.fid import FrechetInceptionDistance
-
     if len(images) < 2 or len(real_images) < 2:
         raise ValueError(f"FID needs at least two images on each side, got {len(images)} and {len(real_images)}")
     for side, batch in (("generated", images), ("real", real_images)):
@@ -123,8 +121,17 @@ def fid(judge: nn.Module, images: torch.Tensor, real_images: torch.Tensor) -> fl
     if images.shape[1:] != real_images.shape[1:]:
         raise ValueError(f"compare images of one size: {list(images.shape[1:])} and {list(real_images.shape[1:])}; "
                          f"load the real ones with fashion_mnist_tensors(img_size=...) at the model's size")
-    device = next(judge.parameters()).device
-    metric = FrechetInceptionDistance(feature=JudgeFeatures(judge), reset_real_features=True).to(device)
+    return frechet_distance(JudgeFeatures(judge), images, real_images, next(judge.parameters()).device)
+
+
+def frechet_distance(features: nn.Module, images: torch.Tensor, real_images: torch.Tensor,
+                     device: torch.device | str = "cpu") -> float:
+    """The Frechet distance between Gaussians fitted to ``features`` of two sets of images, computed by
+    torchmetrics' ``FrechetInceptionDistance`` with ``features`` as its extractor (it needs an attribute
+    ``num_features``). Images go in batches of 1,000; the caller checks the sets."""
+    from torchmetrics.image.fid import FrechetInceptionDistance
+
+    metric = FrechetInceptionDistance(feature=features, reset_real_features=True).to(device)
     for batch in real_images.split(1000):
         metric.update(batch.to(device), real=True)
     for batch in images.split(1000):
@@ -150,7 +157,8 @@ def pixel_fd(images: torch.Tensor, real_images: torch.Tensor, basis: tuple[torch
 
     The realism measure the judge has no part in: ||mu_1 - mu_2||^2 + Tr(S_1 + S_2 - 2 (S_1 S_2)^(1/2))
     (the FID's formula, Heusel et al. 2017) on the pixels' main directions of variation in the training
-    images instead of a network's features. Images a judge reads right but that look like no clothes
+    images instead of a network's features, computed as ``fid`` computes it (torchmetrics, with
+    ``PixelFeatures`` as the extractor). Images a judge reads right but that look like no clothes
     (blobs filling the frame) are far from real ones here whatever the judge thinks of them.
 
     Args:
@@ -159,17 +167,21 @@ def pixel_fd(images: torch.Tensor, real_images: torch.Tensor, basis: tuple[torch
     Raises:
         ValueError: fewer than two images on a side.
     """
-    mean, directions = basis
-
-    def fitted(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        z = (x.detach().reshape(len(x), -1).double().cpu() - mean) @ directions
-        return z.mean(0), torch.cov(z.T).reshape(directions.shape[1], -1)
-
     if len(images) < 2 or len(real_images) < 2:
         raise ValueError(f"a Frechet distance needs at least two images on each side, got {len(images)} and "
                          f"{len(real_images)}")
-    (m1, s1), (m2, s2) = fitted(images), fitted(real_images)
-    values, vectors = torch.linalg.eigh(s1)
-    root = vectors @ torch.diag(values.clamp_min(0).sqrt()) @ vectors.T  # S_1^(1/2)
-    cross = torch.linalg.eigvalsh(root @ s2 @ root).clamp_min(0).sqrt().sum()  # Tr (S_1^(1/2) S_2 S_1^(1/2))^(1/2)
-    return float((m1 - m2).pow(2).sum() + s1.trace() + s2.trace() - 2 * cross)
+    return frechet_distance(PixelFeatures(*basis), images.detach().cpu(), real_images.detach().cpu())
+
+
+class PixelFeatures(nn.Module):
+    """Images [N, 1, H, W] -> their coordinates [N, k] (float64) on the pixels' main directions
+    (``pixel_basis``): the features of the pixel FD, as a torchmetrics feature extractor."""
+
+    def __init__(self, mean: torch.Tensor, directions: torch.Tensor):
+        super().__init__()
+        self.register_buffer("mean", mean.double())
+        self.register_buffer("directions", directions.double())
+        self.num_features = directions.shape[1]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x.reshape(len(x), -1).double() - self.mean) @ self.directions

@@ -1,5 +1,5 @@
 """Plausible wrong answers in notebook 04; each must fail the test cell(s) named in ``fails``."""
-from mutants import Mutant
+from mutants import CONTEXT_MASK_RATE_MUTANTS, Mutant
 
 MUTANTS = [
     # context_mask
@@ -22,15 +22,7 @@ MUTANTS = [
            "def context_mask(n, drop_prob, device=\"cpu\", generator=None):",
            "from utils.guidance import context_mask\ndef _unused(n, drop_prob, device=\"cpu\", generator=None):",
            ("test_context_mask",)),
-    Mutant("mask drops one in every round(1 / drop_prob) (exact only at 0.1 and 0.5)", "context_mask",
-           "u = torch.rand((n, 1), generator=generator, device=device)\n    return (u >= drop_prob).float()",
-           "if drop_prob <= 0:\n        return torch.ones(n, 1, device=device)\n"
-           "    return (torch.randint(0, round(1 / drop_prob), (n, 1), generator=generator, device=device) != 0).float()",
-           ("test_context_mask",)),
-    Mutant("mask drops exactly int(n * drop_prob) entries (none in a batch of 8 at 0.1)", "context_mask",
-           "u = torch.rand((n, 1), generator=generator, device=device)\n    return (u >= drop_prob).float()",
-           "m = torch.ones(n, 1, device=device)\n    m[torch.randperm(n, generator=generator)[:int(n * drop_prob)]] = 0.0\n"
-           "    return m", ("test_context_mask",)),
+    *CONTEXT_MASK_RATE_MUTANTS,
     # embed_context
     Mutant("mask applied after the embedding instead of to the context", "embed_context",
            "    c = c * c_mask  # a dropped class becomes the zero vector, then gets embedded like any other\n"

@@ -1,5 +1,5 @@
 """Plausible wrong answers in notebook 06; each must fail the test cell(s) named in ``fails``."""
-from mutants import Mutant
+from mutants import CONTEXT_MASK_RATE_MUTANTS, Mutant
 
 MUTANTS = [
     # the schedule
@@ -84,15 +84,7 @@ MUTANTS = [
            ("test_context_mask",)),
     Mutant("mask with a fixed drop probability", "context_mask",
            "return (u >= drop_prob).float()", "return (u >= 0.1).float()", ("test_context_mask",)),
-    Mutant("mask drops one in every round(1 / drop_prob) (exact only at 0.1 and 0.5)", "context_mask",
-           "u = torch.rand((n, 1), generator=generator, device=device)\n    return (u >= drop_prob).float()",
-           "if drop_prob <= 0:\n        return torch.ones(n, 1, device=device)\n"
-           "    return (torch.randint(0, round(1 / drop_prob), (n, 1), generator=generator, device=device) != 0).float()",
-           ("test_context_mask",)),
-    Mutant("mask drops exactly int(n * drop_prob) entries (none in a batch of 8 at 0.1)", "context_mask",
-           "u = torch.rand((n, 1), generator=generator, device=device)\n    return (u >= drop_prob).float()",
-           "m = torch.ones(n, 1, device=device)\n    m[torch.randperm(n, generator=generator)[:int(n * drop_prob)]] = 0.0\n"
-           "    return m", ("test_context_mask",)),
+    *CONTEXT_MASK_RATE_MUTANTS,
     # the loss
     Mutant("training never hides the class", "conditional_loss",
            "model(x_t, t, c, c_mask)", "model(x_t, t, c, torch.ones_like(c_mask))", ("test_conditional_loss",)),

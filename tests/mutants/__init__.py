@@ -12,6 +12,8 @@ import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
+from grader.grade_one import BEGIN_HIDDEN, END_HIDDEN
+
 
 @dataclass(frozen=True)
 class Mutant:
@@ -20,6 +22,20 @@ class Mutant:
     find: str | tuple[str, ...]     # text in that cell (must occur); a tuple for several edits
     replace: str | tuple[str, ...]  # what a student might have written instead
     fails: tuple[str, ...]    # grade_ids of the test cells that must fail
+
+
+# 04 and 06 ask for the same context_mask (``u = torch.rand((n, 1), ...)``, then ``u >= drop_prob``). These
+# wrong rates come out right at the drop probabilities 0.1 and 0.5, or in large batches only.
+_BERNOULLI = "u = torch.rand((n, 1), generator=generator, device=device)\n    return (u >= drop_prob).float()"
+CONTEXT_MASK_RATE_MUTANTS = (
+    Mutant("mask drops one in every round(1 / drop_prob) (exact only at 0.1 and 0.5)", "context_mask", _BERNOULLI,
+           "if drop_prob <= 0:\n        return torch.ones(n, 1, device=device)\n"
+           "    return (torch.randint(0, round(1 / drop_prob), (n, 1), generator=generator, device=device) != 0).float()",
+           ("test_context_mask",)),
+    Mutant("mask drops exactly int(n * drop_prob) entries (none in a batch of 8 at 0.1)", "context_mask", _BERNOULLI,
+           "m = torch.ones(n, 1, device=device)\n    m[torch.randperm(n, generator=generator)[:int(n * drop_prob)]] = 0.0\n"
+           "    return m", ("test_context_mask",)),
+)
 
 
 def edit_cell(label: str, cell: str, find: str | tuple[str, ...], replace: str | tuple[str, ...],
@@ -40,9 +56,6 @@ def edit_cell(label: str, cell: str, find: str | tuple[str, ...], replace: str |
 def apply(mutant: Mutant, source: str) -> str:
     """The cell source with the mutant's edits made; fails if a text to replace is missing."""
     return edit_cell(f"mutant {mutant.name}", mutant.cell, mutant.find, mutant.replace, source)
-
-
-BEGIN_HIDDEN, END_HIDDEN = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
 
 
 def hidden_id(grade_id: str) -> str:
