@@ -86,7 +86,7 @@ def test_calibration_is_measured(trained):
     assert len(cal.class_spread) == 10 and min(cal.class_spread) > 0.3
     assert cal.realism_bound == pytest.approx(judge.REALISM_FACTOR * cal.fid_real)
     assert cal.pixel_fd_bound == pytest.approx(judge.PIXEL_REALISM_FRACTION * cal.pixel_fd_flat)
-    assert 0 < cal.pixel_fd_real < cal.pixel_fd_bound < cal.pixel_fd_flat
+    assert 0 < cal.pixel_fd_real < cal.pixel_fd_bound <= cal.pixel_fd_flat
 
 
 def test_real_images_new_to_both_banks_pass(trained):
@@ -206,8 +206,9 @@ def blobs(net, asked, *, size, steps, sharpness, seed=0):
 def test_blobs_the_judge_reads_right_are_not_realistic(trained, kind, size, steps, sharpness):
     """Issue 25: a model tuned to the judge's loss drew one speckled blob a class, read right 85.5% of the
     time, and passed. Blobs read right, far from every real image and varied still fail: not realistic.
-    Speckled ones fail in the judge's features (FID) and in the pixels; smooth ones, whose judge-feature
-    FID can stay under the bound, in the pixels (pixel FD), which the judge has no part in."""
+    Speckled ones fail in the judge's features (FID) and in the pixels (pixel FD, which the judge has no
+    part in); smooth ones, whose pixel FD is no worse than an honest fast-profile model's, in the judge's
+    features (with the full-data judge: 258-261 against a bound of 205)."""
     net, cal, train, heldout = trained
     asked = judge.requested_classes(PER_CLASS)
     images = blobs(net, asked, size=size, steps=steps, sharpness=sharpness)
@@ -216,9 +217,9 @@ def test_blobs_the_judge_reads_right_are_not_realistic(trained, kind, size, step
            f"{cal.realism_bound:.0f}), pixel FD {verdict.pixel_fd:.1f} (bound {cal.pixel_fd_bound:.1f})")
     assert verdict.correct.float().mean() > 0.9 and not verdict.copies.any() and verdict.collapsed == []
     assert verdict.enough and not verdict.realistic and not verdict.passed
-    assert verdict.pixel_fd > cal.pixel_fd_bound
+    assert verdict.fid > cal.realism_bound
     if kind == "speckled":
-        assert verdict.fid > cal.realism_bound
+        assert verdict.pixel_fd > cal.pixel_fd_bound
     reasons = verdict.reasons()
     assert reasons and all(r.startswith("not realistic") for r in reasons)
     assert "verdict: FAIL (not realistic: " in verdict.report() and "realistic: NO" in verdict.report()

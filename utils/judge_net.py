@@ -34,14 +34,18 @@ STAND_IN_FILE = "stand_in.pt"
 COPY_QUANTILE = 0.01     # share of real held-out images that the copy threshold flags
 COPY_PROBES = 2000       # held-out images the copy threshold is measured on (each against every training image)
 SPREAD_PROBES = 200      # held-out images per class the real spread is measured on
-# The realism bounds (README, "Preparing the judge", gives the figures they were set from). On the judge's
-# features: REALISM_FACTOR times the FID of real against real images at the verdict's size (full data:
-# 10 x 41.0 = 410; honest models 85-188, speckled blobs tuned to the judge 480-537). On the pixels' main
-# directions: PIXEL_REALISM_FRACTION of the pixel FD of the training images' mean image repeated, a set
-# with the right mean and no variety at all (full data: 0.5 x 208 = 104; honest models 39-49, blobs the
-# judge reads right 161-300).
-REALISM_FACTOR = 10.0
-PIXEL_REALISM_FRACTION = 0.5
+# The realism bounds (README, "Preparing the judge", gives the figures they were set from). They are
+# worked out from the calibration's measurements each time a verdict is given, so a judge file made
+# before a change of rule follows the rule of the code that reads it.
+# On the judge's features: REALISM_FACTOR times the FID of real against real images at the verdict's size
+# (full data: 5 x 41.0 = 205; honest models 69-164, smooth blobs fitted to the judge 258-261, speckled
+# blobs 480-537). On the pixels' main directions: PIXEL_REALISM_FRACTION of the pixel FD of the training
+# images' mean image repeated, a set with the right mean and no variety at all (full data: 1.0 x 208 =
+# 208; honest models 32-185, speckled blobs 300, noise 279). The pixel FD alone cannot tell an honest
+# model of the fast profile from smooth blobs (161 against 162-171), so it only rules out images further
+# from real ones than a grey average; the judge's features do the finer work.
+REALISM_FACTOR = 5.0
+PIXEL_REALISM_FRACTION = 1.0
 PIXEL_DRAWS = 10         # draws of real images the real-against-real pixel FD is averaged over (it varies 2-5)
 
 
@@ -96,13 +100,12 @@ class Calibration:
         copy_metric, copy_search, spread_search: how distances were measured (``utils.copies``);
             files written before moved copies were looked for lack them and read as plain pixel
             distances (``CopyMetric.PIXELS``).
-        fid_bound: the verdict's realism bound on the judge-feature FID (REALISM_FACTOR x fid_real
-            when the judge was made); files without it get the same from their fid_real.
         pixel_fd_real: the pixel FD (``pixel_fd``, on the training images' ``pixel_components`` main
             directions) of as many real training images as the verdict generates against all the
             held-out images, the mean over PIXEL_DRAWS draws. pixel_fd_flat: the same for the
-            training images' mean image repeated. pixel_fd_bound: the verdict's bound on the pixel FD,
-            PIXEL_REALISM_FRACTION x pixel_fd_flat. Files without them: not checked.
+            training images' mean image repeated. Files without them: the pixel FD is not checked.
+        The bounds the verdict applies, ``realism_bound`` and ``pixel_fd_bound``, are worked out from
+        these when read (older files stored them; what they stored is ignored).
     """
 
     accuracy: float
@@ -117,10 +120,8 @@ class Calibration:
     copy_metric: CopyMetric = CopyMetric.PIXELS
     copy_search: int = 0
     spread_search: int = 0
-    fid_bound: float | None = None
     pixel_fd_real: float | None = None
     pixel_fd_flat: float | None = None
-    pixel_fd_bound: float | None = None
     pixel_components: int = PIXEL_COMPONENTS
 
     def __post_init__(self):
@@ -128,8 +129,13 @@ class Calibration:
 
     @property
     def realism_bound(self) -> float:
-        """The largest judge-feature FID a verdict accepts."""
-        return self.fid_bound if self.fid_bound is not None else REALISM_FACTOR * self.fid_real
+        """The largest judge-feature FID a verdict accepts: REALISM_FACTOR x fid_real."""
+        return REALISM_FACTOR * self.fid_real
+
+    @property
+    def pixel_fd_bound(self) -> float | None:
+        """The largest pixel FD a verdict accepts, PIXEL_REALISM_FRACTION x pixel_fd_flat (None: not checked)."""
+        return None if self.pixel_fd_flat is None else PIXEL_REALISM_FRACTION * self.pixel_fd_flat
 
 
 # -- training and storage ---------------------------------------------------------------------
@@ -211,8 +217,7 @@ def calibrate(judge: Judge, train: ImageTensors, heldout: ImageTensors, *, n_gen
         copy_threshold=float(torch.quantile(near, COPY_QUANTILE)), class_spread=spread,
         fid_real=fid_real, n_train=len(train), seed=seed, epochs=epochs, per_class_accuracy=per_class,
         copy_metric=CopyMetric.ALIGNED, copy_search=COPY_SEARCH, spread_search=SPREAD_SEARCH,
-        fid_bound=REALISM_FACTOR * fid_real, pixel_fd_real=pixel_fd_real, pixel_fd_flat=pixel_fd_flat,
-        pixel_fd_bound=PIXEL_REALISM_FRACTION * pixel_fd_flat, pixel_components=PIXEL_COMPONENTS,
+        pixel_fd_real=pixel_fd_real, pixel_fd_flat=pixel_fd_flat, pixel_components=PIXEL_COMPONENTS,
     )
 
 

@@ -32,6 +32,11 @@ EQUIVALENTS = [
                "return (1 + w) * e_cond - w * e_uncond", "return e_cond + w * (e_cond - e_uncond)"),
     Equivalent("guidance written as the diffusers scale s = 1 + w", "guided_noise",
                "return (1 + w) * e_cond - w * e_uncond", "s = 1 + w\n    return e_uncond + s * (e_cond - e_uncond)"),
+    Equivalent("GELU of the bottleneck applied in forward instead of inside to_vec", "unet",
+               ("self.to_vec = nn.Sequential(nn.Flatten(), nn.GELU())",
+                "latent_vec = self.dense_emb(self.to_vec(down2))"),
+               ("self.to_vec = nn.Sequential(nn.Flatten())",
+                "latent_vec = self.dense_emb(F.gelu(self.to_vec(down2)))")),
     Equivalent("sampling loop over reversed(range(T))", "sample_images",
                "for i in range(len(betas) - 1, -1, -1):", "for i in reversed(range(len(betas))):"),
 ]

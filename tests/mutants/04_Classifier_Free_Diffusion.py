@@ -47,6 +47,11 @@ MUTANTS = [
     Mutant("training ignores the injected noise", "conditional_loss",
            "c_mask, noise=noise, generator=generator)", "c_mask, generator=generator)",
            ("test_conditional_loss",)),
+    Mutant("mask drawn without the generator", "conditional_loss",
+           "context_mask(n, drop_prob, device=x0.device, generator=generator)",
+           "context_mask(n, drop_prob, device=x0.device)", ("test_conditional_loss",)),
+    Mutant("noise drawn without the generator", "conditional_loss",
+           "c_mask, noise=noise, generator=generator)", "c_mask, noise=noise)", ("test_conditional_loss",)),
     # guided_noise
     Mutant("guidance with (1 - w)", "guided_noise",
            "return (1 + w) * e_cond - w * e_uncond", "return (1 - w) * e_cond - w * e_uncond",

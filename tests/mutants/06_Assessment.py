@@ -88,6 +88,9 @@ MUTANTS = [
     # the loss
     Mutant("training never hides the class", "conditional_loss",
            "model(x_t, t, c, c_mask)", "model(x_t, t, c, torch.ones_like(c_mask))", ("test_conditional_loss",)),
+    Mutant("mask drawn without the generator", "conditional_loss",
+           "context_mask(n, drop_prob, device=x0.device, generator=generator)",
+           "context_mask(n, drop_prob, device=x0.device)", ("test_conditional_loss",)),
     Mutant("loss against the clean image", "conditional_loss",
            "F.mse_loss(model(x_t, t, c, c_mask), noise)", "F.mse_loss(model(x_t, t, c, c_mask), x0)",
            ("test_conditional_loss",)),
