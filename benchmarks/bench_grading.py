@@ -70,7 +70,7 @@ def keep_log(run: dict, kind: str, row, headline: str, tail: int) -> None:
 def kernel_waits(rows) -> dict:
     """How often a grading kernel sat idle while a cell ran, read from each submission's log.
 
-    ``woken``: kernels the grader had to wake (``grader.grade_one._nudge_kernel``: a request left unread);
+    ``woken``: kernels the grader had to wake (``grader.watchdog.nudge_kernel``: a request left unread);
     ``stalled``: attempts killed after the stall limit and graded again. Both are 0 when no reply is lost.
     """
     waits = {"gradings": 0, "woken": 0, "nudges": 0, "stalled": 0, "where": []}

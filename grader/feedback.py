@@ -23,7 +23,7 @@ from pathlib import Path
 
 import nbformat
 
-from grader.grade_one import SubmissionResult
+from grader.result import SubmissionResult
 
 MAX_OUTPUT_CHARS = 20_000
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")

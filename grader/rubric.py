@@ -35,7 +35,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from grader.grade_one import BEGIN_HIDDEN, END_HIDDEN
+from grader.cells import BEGIN_HIDDEN, END_HIDDEN
 from utils.data import COURSE_ROOT
 
 INSTRUCTOR = "instructor"
