@@ -37,15 +37,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from grader.batch import grade_class  # noqa: E402
+from grader.cells import meta  # noqa: E402
 from grader.gradebook import open_gradebook  # noqa: E402
 from grader.release import clean_notebook, run_nbgrader  # noqa: E402
 
 def load(path: Path) -> dict:
     return json.loads(Path(path).read_text())
-
-
-def meta(cell: dict) -> dict:
-    return cell.get("metadata", {}).get("nbgrader", {})
 
 
 def slow_rows(rows, factor: float = 2.5, margin: float = 20.0) -> list:

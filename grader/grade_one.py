@@ -2,18 +2,21 @@
 
     grade_submission(course_root, "01_UNets", "alice", submission_dir=..., workdir=...)
 
-What happens, in order:
+What happens, in order (the module that does each step in brackets; this one only strings them together):
 
+0. The assignment is read from the instructor notebook, ``solutions/<id>/<id>.ipynb`` (``grader.spec``).
 1. The notebook is the one ``.ipynb`` in the submission folder, whatever its name
-   (``01_UNets (1).ipynb`` is fine). None: status "missing"; not a notebook: "unreadable".
-2. The trusted side rebuilds it from the instructor notebook (``solutions/<id>/<id>.ipynb``): the
+   (``01_UNets (1).ipynb`` is fine). None: status "missing"; not a notebook: "unreadable"
+   (``grader.submission``).
+2. The trusted side rebuilds it from the instructor notebook (``grader.rebuild``): the
    student's answer cells are kept, every locked cell (setup, tests) is the instructor's, test
    cells the student deleted are put back, duplicated answer cells are resolved, and nothing the
    submission's metadata claims (points, grade ids, locks) is believed. Hand-edited metadata and
    edited tests are flagged.
 3. The student's code is read for anything that reaches for the grader (``grader.tamper``) and
-   compared with the course's ``utils`` code.
-4. The rebuilt notebook runs in a fresh kernel in the sandbox (``grader.sandbox``), one cell at
+   compared with the course's ``utils`` code (``grader.rebuild``).
+4. The rebuilt notebook runs (``grader.runner``) in a fresh kernel in the sandbox
+   (``grader.kernel_session``, ``grader.sandbox``, ``grader.watchdog``), one cell at
    a time; the hidden part of each test cell runs as a separate request, so the grader knows
    whether a failure was visible or hidden. After each cell a probe reports what changed in the
    kernel. A kernel with no CPU and no message for ``Limits.stall_seconds`` has stalled: it is
@@ -21,13 +24,14 @@ What happens, in order:
    "timeout" (the same cell each time) or "stalled" with ``result.regrade`` set: the gradebook has
    the next run grade it once more, and only a second such result at the same hash stands.
 5. Each test cell scores its points if it ran without an error and no tampering came before it,
-   else 0. A kernel that dies, runs out of time or memory keeps the points of the cells before.
+   else 0. A kernel that dies, runs out of time or memory keeps the points of the cells before
+   (``grader.score``).
 
-The result is a ``SubmissionResult``; ``workdir`` receives ``result.json`` (the result) and
-``executed.ipynb`` (the rebuilt notebook with its outputs and, in its metadata, the result;
-instructor-only: it holds the hidden tests; ``grader.feedback`` makes the student's page from it
-without them). Nothing is written to
-the gradebook. ``grade_submission`` never raises for anything a submission does.
+The result is a ``SubmissionResult`` with a ``Status`` (``grader.result``); ``workdir`` receives
+``result.json`` (the result) and ``executed.ipynb`` (the rebuilt notebook with its outputs and, in
+its metadata, the result; instructor-only: it holds the hidden tests; ``grader.feedback`` makes the
+student's page from it without them). Nothing is written to the gradebook. ``grade_submission``
+never raises for anything a submission does.
 
 For the class-wide runner: store ``result.cells`` in the gradebook and the executed notebook under
 ``autograded/<student>/<id>/`` (``make feedback`` reads the result from its metadata, or from a
@@ -122,8 +126,9 @@ def _run_attempts(plan: Plan, spec: AssignmentSpec, course_root: Path, submissio
         except RuntimeError as error:
             # Whose fault? A kernel that starts in an empty folder means the submission's files stop it.
             check_kernel_starts(course_root, spec, workdir, use_sandbox, limits)
-            return RunOutcome(status=Status.CRASHED, stopped_at=0,
-                              reason=f"the kernel did not start in the submission's folder ({error})"), attempt_plan, False
+            crashed = RunOutcome(status=Status.CRASHED, stopped_at=0,
+                                 reason=f"the kernel did not start in the submission's folder ({error})")
+            return crashed, attempt_plan, False
         if outcome.status != Status.STALLED:
             return outcome, attempt_plan, False
         log.append(f"attempt {attempt + 1}: {outcome.reason}; grading again")
