@@ -37,15 +37,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from grader.batch import grade_class  # noqa: E402
+from grader.cells import meta  # noqa: E402
 from grader.gradebook import open_gradebook  # noqa: E402
 from grader.release import clean_notebook, run_nbgrader  # noqa: E402
 
 def load(path: Path) -> dict:
     return json.loads(Path(path).read_text())
-
-
-def meta(cell: dict) -> dict:
-    return cell.get("metadata", {}).get("nbgrader", {})
 
 
 def slow_rows(rows, factor: float = 2.5, margin: float = 20.0) -> list:
@@ -70,7 +67,7 @@ def keep_log(run: dict, kind: str, row, headline: str, tail: int) -> None:
 def kernel_waits(rows) -> dict:
     """How often a grading kernel sat idle while a cell ran, read from each submission's log.
 
-    ``woken``: kernels the grader had to wake (``grader.grade_one._nudge_kernel``: a request left unread);
+    ``woken``: kernels the grader had to wake (``grader.watchdog.nudge_kernel``: a request left unread);
     ``stalled``: attempts killed after the stall limit and graded again. Both are 0 when no reply is lost.
     """
     waits = {"gradings": 0, "woken": 0, "nudges": 0, "stalled": 0, "where": []}
@@ -143,7 +140,7 @@ def loadavg() -> str:
         return "n/a"
 
 
-def main(argv: list[str]) -> int:
+def _parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n01", type=int, default=40, help="submissions of 01_UNets (default: %(default)s)")
     parser.add_argument("--n03", type=int, default=10, help="submissions of 03_Optimizations (default: %(default)s)")
@@ -154,74 +151,68 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if args.quick:
         args.n01, args.n03 = 6, 2
-    cores = os.cpu_count() or 1
-    sizes = {a: n for a, n in (("01_UNets", args.n01), ("03_Optimizations", args.n03)) if n > 0}
+    return args
+
+
+def _overhead(tmp: Path, template: Path, released: dict, runs: int, figures: dict) -> None:
+    """Per-submission overhead: ``runs`` empty notebooks of 01 graded by one worker, after a first one."""
+    empty = tmp / "empty"
+    shutil.copytree(template, empty, ignore=shutil.ignore_patterns("submitted"))
+    blank = {**released["01_UNets"], "cells": []} if "01_UNets" in released else None
+    if blank is None or runs <= 0:
+        return
+    # One more than asked: the worker's first submission also builds its matplotlib font list
+    # (once per worker process), so it is reported apart from the per-submission figure.
+    submit(empty, "01_UNets", {f"empty{i:02d}": blank for i in range(runs + 1)})
+    summary = grade_class(empty, ["01_UNets"], jobs=1, progress=False)
+    by_student = {r.student: r.seconds for r in summary.rows if r.seconds is not None}
+    first, *seconds = [by_student[s] for s in sorted(by_student)]
+    figures["overhead_s"] = {"median": statistics.median(seconds), "all": seconds, "first": first,
+                             "statuses": sorted({r.status for r in summary.rows}), "load": loadavg()}
+    print(f"per-submission overhead (empty notebook, {len(seconds)} runs after the worker's first): "
+          f"median {statistics.median(seconds):.1f} s, all {', '.join(f'{s:.1f}' for s in seconds)}; "
+          f"the worker's first {first:.1f} s; load {loadavg()}", flush=True)
+
+
+def _grade_as(mode: str, course: Path, assignments: list[str], cores: int):
+    """Grade the class in ``course`` one way: serial, two jobs, or a two-worker dask cluster."""
+    if mode == "serial":
+        return grade_class(course, assignments, jobs=1)
+    if mode == "jobs2":
+        return grade_class(course, assignments, jobs=2)
+    if mode == "dask":
+        from distributed import Client, LocalCluster
+
+        with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) \
+                as cluster, Client(cluster) as client:
+            return grade_class(course, assignments, scheduler=client, threads=max(1, cores // 2))
+    raise SystemExit(f"unknown mode {mode!r}; choose from serial, jobs2, dask")
+
+
+def _timed_run(mode: str, course: Path, sizes: dict[str, int], cores: int, figures: dict) -> dict:
+    """Grade the class in ``course`` as ``mode``; record its figures; the grades it gave."""
     total = sum(sizes.values())
-    print(f"class: {', '.join(f'{n} of {a}' for a, n in sizes.items())} ({total} submissions); "
-          f"{cores} cores; load average {loadavg()}", flush=True)
-    figures: dict = {"cores": cores, "sizes": sizes, "runs": {}}
-    with tempfile.TemporaryDirectory(prefix="bench-grading-") as tmp:
-        template = Path(tmp) / "template"
-        released = make_course(template, list(sizes))
-        for a, n in sizes.items():
-            submit(template, a, class_of(a, released[a], n))
+    before = loadavg()
+    start = time.perf_counter()
+    summary = _grade_as(mode, course, list(sizes), cores)
+    wall = time.perf_counter() - start
+    graded = grades(course)
+    statuses = {s: summary.count(s) for s in {r.status for r in summary.rows}}
+    waits = kernel_waits(summary.rows)
+    figures["runs"][mode] = {"seconds": wall, "per_minute": 60 * total / wall, "statuses": statuses,
+                             "load_before": before, "load_after": loadavg(), "kernel_waits": waits}
+    print(f"{mode}: {wall:.0f} s, {60 * total / wall:.2f} submissions/min, statuses {statuses}; "
+          f"kernels woken {waits['woken']}, stalled attempts {waits['stalled']}; "
+          f"load {before} -> {loadavg()}", flush=True)
+    # a run's outliers and failures say why, before the course folder and its logs go
+    for row in slow_rows(summary.rows):
+        keep_log(figures["runs"][mode], "slow", row, f"slow: {row.seconds:.0f} s", tail=12)
+    for row in summary.failed:
+        keep_log(figures["runs"][mode], "failed", row, f"{row.status}; {'; '.join(row.flags)}", tail=25)
+    return graded
 
-        # per-submission overhead: an empty notebook, graded by one worker
-        empty = Path(tmp) / "empty"
-        shutil.copytree(template, empty, ignore=shutil.ignore_patterns("submitted"))
-        blank = {**released["01_UNets"], "cells": []} if "01_UNets" in released else None
-        if blank is not None and args.overhead_runs > 0:
-            # One more than asked: the worker's first submission also builds its matplotlib font list
-            # (once per worker process), so it is reported apart from the per-submission figure.
-            submit(empty, "01_UNets", {f"empty{i:02d}": blank for i in range(args.overhead_runs + 1)})
-            summary = grade_class(empty, ["01_UNets"], jobs=1, progress=False)
-            by_student = {r.student: r.seconds for r in summary.rows if r.seconds is not None}
-            first, *seconds = [by_student[s] for s in sorted(by_student)]
-            figures["overhead_s"] = {"median": statistics.median(seconds), "all": seconds, "first": first,
-                                     "statuses": sorted({r.status for r in summary.rows}), "load": loadavg()}
-            print(f"per-submission overhead (empty notebook, {len(seconds)} runs after the worker's first): "
-                  f"median {statistics.median(seconds):.1f} s, all {', '.join(f'{s:.1f}' for s in seconds)}; "
-                  f"the worker's first {first:.1f} s; load {loadavg()}", flush=True)
 
-        results = {}
-        for mode in [m for m in args.modes.split(",") if m]:
-            course = Path(tmp) / mode
-            shutil.copytree(template, course)
-            before = loadavg()
-            start = time.perf_counter()
-            if mode == "serial":
-                summary = grade_class(course, list(sizes), jobs=1)
-            elif mode == "jobs2":
-                summary = grade_class(course, list(sizes), jobs=2)
-            elif mode == "dask":
-                from distributed import Client, LocalCluster
-
-                with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) \
-                        as cluster, Client(cluster) as client:
-                    summary = grade_class(course, list(sizes), scheduler=client, threads=max(1, cores // 2))
-            else:
-                raise SystemExit(f"unknown mode {mode!r}; choose from serial, jobs2, dask")
-            wall = time.perf_counter() - start
-            results[mode] = grades(course)
-            statuses = {s: summary.count(s) for s in {r.status for r in summary.rows}}
-            waits = kernel_waits(summary.rows)
-            figures["runs"][mode] = {"seconds": wall, "per_minute": 60 * total / wall, "statuses": statuses,
-                                     "load_before": before, "load_after": loadavg(), "kernel_waits": waits}
-            print(f"{mode}: {wall:.0f} s, {60 * total / wall:.2f} submissions/min, statuses {statuses}; "
-                  f"kernels woken {waits['woken']}, stalled attempts {waits['stalled']}; "
-                  f"load {before} -> {loadavg()}", flush=True)
-            # a run's outliers and failures say why, before the course folder and its logs go
-            for row in slow_rows(summary.rows):
-                keep_log(figures["runs"][mode], "slow", row, f"slow: {row.seconds:.0f} s", tail=12)
-            for row in summary.failed:
-                keep_log(figures["runs"][mode], "failed", row, f"{row.status}; {'; '.join(row.flags)}", tail=25)
-
-    runs = figures["runs"]
-    if "serial" in runs:
-        for mode, run in runs.items():
-            run["speedup"] = runs["serial"]["seconds"] / run["seconds"]
-    identical = len({json.dumps(sorted(map(str, r.items()))) for r in results.values()}) <= 1
-    figures["identical_grades"] = identical
+def _print_table(runs: dict, identical: bool) -> None:
     print("\n| run | wall time | submissions/min | vs serial | kernels woken / stalled attempts |"
           "\n|---|---:|---:|---:|---:|")
     for mode, run in runs.items():
@@ -237,6 +228,35 @@ def main(argv: list[str]) -> int:
           f"{sum(run['kernel_waits']['woken'] for run in runs.values())} woken, "
           f"{sum(run['kernel_waits']['stalled'] for run in runs.values())} stalled attempts")
     print(f"\nidentical grades across runs: {identical}")
+
+
+def main(argv: list[str]) -> int:
+    args = _parse(argv)
+    cores = os.cpu_count() or 1
+    sizes = {a: n for a, n in (("01_UNets", args.n01), ("03_Optimizations", args.n03)) if n > 0}
+    total = sum(sizes.values())
+    print(f"class: {', '.join(f'{n} of {a}' for a, n in sizes.items())} ({total} submissions); "
+          f"{cores} cores; load average {loadavg()}", flush=True)
+    figures: dict = {"cores": cores, "sizes": sizes, "runs": {}}
+    with tempfile.TemporaryDirectory(prefix="bench-grading-") as tmp:
+        template = Path(tmp) / "template"
+        released = make_course(template, list(sizes))
+        for a, n in sizes.items():
+            submit(template, a, class_of(a, released[a], n))
+        _overhead(Path(tmp), template, released, args.overhead_runs, figures)
+        results = {}
+        for mode in [m for m in args.modes.split(",") if m]:
+            course = Path(tmp) / mode
+            shutil.copytree(template, course)
+            results[mode] = _timed_run(mode, course, sizes, cores, figures)
+
+    runs = figures["runs"]
+    if "serial" in runs:
+        for mode, run in runs.items():
+            run["speedup"] = runs["serial"]["seconds"] / run["seconds"]
+    identical = len({json.dumps(sorted(map(str, r.items()))) for r in results.values()}) <= 1
+    figures["identical_grades"] = identical
+    _print_table(runs, identical)
     if args.json:
         args.json.write_text(json.dumps(figures, indent=1))
     return 0 if identical else 1

@@ -11,6 +11,8 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
+from grader.cells import meta as nbgrader_meta
+
 
 def is_slow(cell: dict) -> bool:
     """Cells that train or sample are tagged "slow"; no graded cell may depend on them."""
@@ -50,7 +52,7 @@ def run_trimmed(nb: dict, until_grade_id: str, cwd: Path, timeout: int = 120, km
     for cell in nb["cells"]:
         if not is_slow(cell):
             cells.append(cell)
-        if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") == until_grade_id:
+        if nbgrader_meta(cell).get("grade_id") == until_grade_id:
             break
     else:
         raise KeyError(f"no cell with grade_id {until_grade_id!r}")
@@ -60,7 +62,7 @@ def run_trimmed(nb: dict, until_grade_id: str, cwd: Path, timeout: int = 120, km
     client.execute()
     results = {}
     for cell in trimmed.cells:
-        meta = cell.get("metadata", {}).get("nbgrader", {})
+        meta = nbgrader_meta(cell)
         if meta.get("grade") and cell.cell_type == "code":
             errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
             results[meta["grade_id"]] = (f"{errors[0]['ename']}: {errors[0]['evalue']}" if errors else None)

@@ -23,7 +23,8 @@ from pathlib import Path
 
 import nbformat
 
-from grader.grade_one import SubmissionResult
+from grader.cells import meta
+from grader.result import SubmissionResult
 
 MAX_OUTPUT_CHARS = 20_000
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -99,7 +100,7 @@ def render(result: SubmissionResult, executed: Path | nbformat.NotebookNode | No
             nb = None
     for cell in (nb.cells if nb is not None else []):
         kind = cell.get("metadata", {}).get("course_grader", {}).get("kind")
-        gid = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+        gid = meta(cell).get("grade_id")
         if kind == "test" and gid in result.cells:
             body.append(_check(gid, result))
             shown.add(gid)

@@ -46,7 +46,6 @@ CLASS_GRADING = Table(
     Column("log_path", Text),
     Column("graded_at", DateTime),
 )
-STATUSES = ("graded", "timeout", "crashed", "out_of_memory", "unreadable", "stalled", "missing")
 # A kernel that waited without CPU or output on every attempt stopped either because a message was
 # lost (the grader's fault: rare, by chance) or because the submission waits for ever (its own fault,
 # every time). The first time, the submission is graded once more on the next run; the second time at

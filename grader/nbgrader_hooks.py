@@ -115,7 +115,7 @@ class CourseFeedbackExporter(Exporter):
 
     def from_notebook_node(self, nb, resources=None, **kw):
         from grader.feedback import render
-        from grader.grade_one import SubmissionResult
+        from grader.result import SubmissionResult
 
         nb_copy, resources = super().from_notebook_node(nb, resources, **kw)
         stored = nb_copy.get("metadata", {}).get("course_grader", {}).get("result")

@@ -35,7 +35,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from grader.grade_one import BEGIN_HIDDEN, END_HIDDEN
+from grader.cells import BEGIN_HIDDEN, END_HIDDEN
+from grader.cells import meta as _meta
+from grader.cells import source as _source
 from utils.data import COURSE_ROOT
 
 INSTRUCTOR = "instructor"
@@ -44,14 +46,6 @@ CHECKS = {"check", "check_close", "check_shape", "check_parameters", "check_fing
 
 
 # -- reading the notebook ----------------------------------------------------------------------
-def _meta(cell: dict) -> dict:
-    return cell.get("metadata", {}).get("nbgrader", {})
-
-
-def _source(cell: dict) -> str:
-    return "".join(cell["source"])
-
-
 def assignments(root: Path = COURSE_ROOT) -> list[str]:
     """The ids of the notebooks with an instructor version in solutions/."""
     return sorted(p.name for p in (root / "solutions").iterdir() if (p / f"{p.name}.ipynb").exists())

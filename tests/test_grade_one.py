@@ -156,10 +156,10 @@ def test_missing_and_unreadable_score_zero_without_a_kernel(tmp_path):
 
 def _answer_table(assignment):
     from grader import finished
-    from grader.grade_one import _source
+    from grader.cells import source
 
     spec = load_spec(ROOT, assignment)
-    return finished.answer_table({g: _source(spec.cell(g)) for g in spec.answers}, ROOT / "utils")
+    return finished.answer_table({g: source(spec.cell(g)) for g in spec.answers}, ROOT / "utils")
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
