@@ -186,3 +186,35 @@ def test_sinusoidal_embedding_takes_numbers_and_keeps_dtype():
     assert block(torch.tensor([1, 2])).dtype == torch.float32  # integer times give float32
     assert block(torch.tensor([0.5], dtype=torch.float64)).dtype == torch.float64
     assert block(torch.tensor([0.5], dtype=torch.bfloat16)).dtype == torch.bfloat16
+
+
+class _Two(nn.Module):
+    """A two-stage model: first, then second."""
+
+    def __init__(self, second_scale: float = 1.0):
+        super().__init__()
+        self.first = nn.Linear(3, 3)
+        self.second = nn.Sequential(nn.Linear(3, 3))
+        self.scale = second_scale
+
+    def forward(self, x):
+        return self.scale * self.second(self.first(x))
+
+
+def test_check_stages_names_the_first_stage_that_differs_and_refuses_a_plain_function():
+    from utils.grading import CheckFailed, check_stages
+
+    stages = {"first": "Linear(3, 3)", "second": "Linear(3, 3) in a Sequential"}
+    x = wave_input((2, 3))
+    course = fill_deterministic(_Two(), seed=1)
+    mine = _Two()
+    mine.load_state_dict(course.state_dict())
+    check_stages("Two", mine, course, stages, x)                       # the same: no complaint
+    mine.second[0].bias.data += 1
+    with pytest.raises(CheckFailed, match=r"first stage whose output differs .* is second"):
+        check_stages("Two", mine, course, stages, x)
+    mine.load_state_dict(course.state_dict())
+    del mine.second
+    mine.second = lambda h: h                                          # not a module: its output cannot be hooked
+    with pytest.raises(CheckFailed, match=r"(?s)Two.second is a function, not a module.*Hint: second holds"):
+        check_stages("Two", mine, course, stages, x)

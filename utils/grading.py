@@ -163,12 +163,19 @@ def check_stages(name: str, module: nn.Module, reference: nn.Module, stages: dic
     holds; the failure quotes it as the hint. Both modules must have the same weights (load the
     reference's state dict first). Each stage's output is compared in shape and value (within ``atol``).
     """
+    for stage, holds in stages.items():
+        part = getattr(module, stage, None)
+        if part is not None and not isinstance(part, nn.Module):
+            raise CheckFailed(f"{name}.{stage} is a {type(part).__name__}, not a module, so its output cannot be "
+                              f"compared with the course's.\nHint: {stage} holds {holds}")
     got = stage_outputs(module, [s for s in stages if hasattr(module, s)], *inputs)
     want = stage_outputs(reference, list(stages), *inputs)
     for stage, holds in stages.items():
         hint = f"{stage} holds {holds}"
         if stage not in got:
-            raise CheckFailed(f"{name}.{stage} was never called in forward.\nHint: {hint}")
+            raise CheckFailed(f"{name}.{stage} was never called as self.{stage}(...) in forward, so its output "
+                              f"cannot be compared (calling its .forward or its layers one by one hides it)."
+                              f"\nHint: {hint}")
         mine, theirs = got[stage], want[stage]
         if not isinstance(mine, torch.Tensor) or list(mine.shape) != list(theirs.shape):
             _fail(f"{name}.{stage} output shape", list(theirs.shape),

@@ -37,4 +37,8 @@ EQUIVALENTS = [
                 "return (1 + w) * e_cond - w * e_uncond"),
                ("c_mask = torch.cat([keep, keep])", "torch.cat([c, torch.zeros_like(c)]), c_mask)",
                 "return e_uncond + (1 + w) * (e_cond - e_uncond)")),
+    Equivalent("loss written out, the model called with keywords", "conditional_loss",
+               "return ddpm.training_loss(model, x0, t, c, c_mask, noise=noise, generator=generator)",
+               "x_t, noise = ddpm.q_sample(x0, t, noise, generator)\n"
+               "    return F.mse_loss(model(x_t, t, c=c, c_mask=c_mask), noise)"),
 ]

@@ -37,6 +37,8 @@ EQUIVALENTS = [
                 "latent_vec = self.dense_emb(self.to_vec(down2))"),
                ("self.to_vec = nn.Sequential(nn.Flatten())",
                 "latent_vec = self.dense_emb(F.gelu(self.to_vec(down2)))")),
+    Equivalent("to_vec written as a plain function", "unet",
+               "self.to_vec = nn.Sequential(nn.Flatten(), nn.GELU())", "self.to_vec = lambda h: F.gelu(h.flatten(1))"),
     Equivalent("sampling loop over reversed(range(T))", "sample_images",
                "for i in range(len(betas) - 1, -1, -1):", "for i in reversed(range(len(betas))):"),
 ]

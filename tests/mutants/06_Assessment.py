@@ -48,6 +48,10 @@ MUTANTS = [
     # the U-Net
     Mutant("bottleneck sized for 16x16 images (4x4)", "unet",
            "latent_size = 28 // 4", "latent_size = 4", ("test_unet",)),
+    Mutant("to_vec a plain function and the last layer of dense_emb a GELU", "unet",
+           ("self.to_vec = nn.Sequential(nn.Flatten(), nn.GELU())", "nn.Linear(down_chs[1], latent_dim), nn.ReLU(),"),
+           ("self.to_vec = lambda h: F.gelu(h.flatten(1))", "nn.Linear(down_chs[1], latent_dim), nn.GELU(),"),
+           ("test_unet",)),
     Mutant("time not divided by T", "unet",
            "t = self.sinusoidaltime(t.float() / self.T)", "t = self.sinusoidaltime(t.float())", ("test_unet",)),
     Mutant("class embedding added instead of multiplied", "unet",
@@ -91,6 +95,22 @@ MUTANTS = [
     Mutant("mask drawn without the generator", "conditional_loss",
            "context_mask(n, drop_prob, device=x0.device, generator=generator)",
            "context_mask(n, drop_prob, device=x0.device)", ("test_conditional_loss",)),
+    Mutant("loss draws the mask from a fresh generator", "conditional_loss",
+           "c_mask = context_mask(n, drop_prob, device=x0.device, generator=generator)",
+           "c_mask = context_mask(n, drop_prob, device=x0.device, generator=torch.Generator().manual_seed(0))",
+           ("test_conditional_loss",)),
+    Mutant("loss reseeds the global RNG and draws the mask from it", "conditional_loss",
+           "c_mask = context_mask(n, drop_prob, device=x0.device, generator=generator)",
+           "torch.manual_seed(0)\n    c_mask = context_mask(n, drop_prob, device=x0.device)", ("test_conditional_loss",)),
+    Mutant("loss redraws the timesteps from the global RNG", "conditional_loss",
+           "c_mask = context_mask(n, drop_prob, device=x0.device, generator=generator)",
+           "t = torch.randint(0, len(alpha_bars), (n,), device=x0.device)\n"
+           "    c_mask = context_mask(n, drop_prob, device=x0.device, generator=generator)", ("test_conditional_loss",)),
+    Mutant("loss reuses the mask of the last call of the same size", "conditional_loss",
+           "c_mask = context_mask(n, drop_prob, device=x0.device, generator=generator)",
+           "global _MASK_CACHE\n    if '_MASK_CACHE' not in globals() or _MASK_CACHE.shape[0] != n:\n"
+           "        _MASK_CACHE = context_mask(n, drop_prob, device=x0.device, generator=generator)\n"
+           "    c_mask = _MASK_CACHE", ("test_conditional_loss",)),
     Mutant("loss against the clean image", "conditional_loss",
            "F.mse_loss(model(x_t, t, c, c_mask), noise)", "F.mse_loss(model(x_t, t, c, c_mask), x0)",
            ("test_conditional_loss",)),
