@@ -63,13 +63,14 @@ release: $(STAMP)
 
 # A class server on this machine (run as root): JupyterHub for the people of HUB_ROSTER, each in their own
 # login, nbgrader's exchange between them, everything under HUB_PREFIX (hub/hubctl.py, hub/jupyterhub_config.py).
-# HUB_PYTHON: an interpreter every user may run, the same Python version as the course's environment.
+# HUB_PYTHON: an interpreter every user may run, the same Python version as the course's environment
+# (default: the one the environment was made from, copied into HUB_PREFIX when it lies under /root).
 HUB_STAMP := $(VENV)/.hub-installed
 HUB_PREFIX ?= /srv/diffusion-course
 HUB_ROSTER ?= hub/roster.csv
 HUB_IP ?= 127.0.0.1
 HUB_PORT ?= 8000
-HUB_PYTHON ?= /usr/bin/python3
+HUB_PYTHON ?=
 # Assignments recorded in the instructor's course when it is made (default: every one, as `make release`).
 HUB_ASSIGNMENTS ?= $(PRESENT)
 HUB := $(BIN)/python hub/hubctl.py --prefix "$(HUB_PREFIX)"
@@ -78,7 +79,7 @@ $(HUB_STAMP): $(STAMP) pyproject.toml
 	touch $(HUB_STAMP)
 
 hub: $(HUB_STAMP)
-	$(RUN) $(HUB) --roster "$(HUB_ROSTER)" --venv "$(abspath $(VENV))" --python "$(HUB_PYTHON)" --ip $(HUB_IP) --port $(HUB_PORT) --assignments "$(HUB_ASSIGNMENTS)" start
+	$(RUN) $(HUB) --roster "$(HUB_ROSTER)" --venv "$(abspath $(VENV))" $(if $(HUB_PYTHON),--python "$(HUB_PYTHON)") --ip $(HUB_IP) --port $(HUB_PORT) --assignments "$(HUB_ASSIGNMENTS)" start
 
 # Stops JupyterHub and every user's server; homes, the instructor's course and the exchange stay.
 hub-stop:

@@ -18,6 +18,8 @@ Everything lives under one prefix (``--prefix``, default /srv/diffusion-course):
 - ``exchange/``: nbgrader's exchange, a folder everyone may write to (mode 1777), as nbgrader documents.
 - ``etc/student/``, ``etc/instructor/``: the Jupyter settings of each role (JUPYTER_CONFIG_PATH).
 - ``proxy/``: configurable-http-proxy, installed from npm.
+- ``python/``: the course environment's interpreter, hard-linked here when other users cannot run it
+  where it is (a Python under /root).
 - ``state/``: root's alone: the hub's database, cookie secret, demo password, admin token, pid and log.
 """
 from __future__ import annotations
@@ -279,6 +281,34 @@ def write_commands(env: Path) -> None:
             script.chmod(0o755)
 
 
+def class_python(layout: Layout, venv: Path) -> Path:
+    """An interpreter every user may run, the one the course's environment ``venv`` was made from: in its
+    place when others can run it there, else its installation hard-linked into ``python/`` (a Python
+    under /root, as pyenv installs it), with the interpreter's own library path pointing into the copy.
+
+    Raises:
+        RuntimeError: the copy's interpreter links a shared libpython and patchelf is missing.
+    """
+    venv_python = venv / "bin" / "python"
+    base = Path(run([str(venv_python), "-c", "import sys; print(sys.base_prefix)"]).stdout.strip())
+    binary = base / "bin" / f"python{python_version(venv_python)}"
+    if subprocess.run(["runuser", "-u", "nobody", "--", str(binary), "-c", "pass"], capture_output=True,
+                      cwd="/").returncode == 0:
+        return binary
+    copy = layout.prefix / "python" / "bin" / binary.name
+    if not copy.exists():
+        shutil.rmtree(layout.prefix / "python", ignore_errors=True)
+        link_or_copy(base, layout.prefix / "python")
+        copy.unlink()
+        shutil.copy2(binary, copy)  # a file of its own: its library path changes below
+        if "RUNPATH" in run(["readelf", "-d", str(copy)]).stdout or "RPATH" in run(["readelf", "-d", str(copy)]).stdout:
+            if shutil.which("patchelf") is None:
+                raise RuntimeError(f"{binary} cannot be run by other users where it is; its copy needs patchelf "
+                                   "(Debian: apt-get install patchelf), or set HUB_PYTHON")
+            run(["patchelf", "--set-rpath", "$ORIGIN/../lib", str(copy)])
+    return copy
+
+
 def check_env_for(layout: Layout, user: str) -> None:
     """Check that ``user`` can run the class environment and import what a server and a kernel need.
 
@@ -307,19 +337,20 @@ def install_code(layout: Layout, source: Path) -> None:
 
 
 def as_user(user: pwd.struct_passwd, layout: Layout, command: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    """Run ``command`` as ``user`` in ``cwd`` with their home and the class environment's commands.
+    """Run ``command`` as ``user`` in ``cwd`` with their home and the class environment's commands (and
+    as the Makefile's VENV, so `make` in the course uses it).
 
     Raises:
         RuntimeError: the command fails (its output is in the message).
     """
     env = ["env", "-i", f"HOME={user.pw_dir}", f"USER={user.pw_name}", f"LOGNAME={user.pw_name}",
-           f"PATH={layout.env / 'bin'}:/usr/local/bin:/usr/bin:/bin", "LANG=C.UTF-8"]
+           f"PATH={layout.env / 'bin'}:/usr/local/bin:/usr/bin:/bin", "LANG=C.UTF-8", f"VENV={layout.env}"]
     return run(["runuser", "-u", user.pw_name, "--", *env, *command], cwd=cwd)
 
 
 def install_course(layout: Layout, source: Path, instructor: pwd.struct_passwd, assignments: str = "") -> None:
     """Give the instructor their copy of the course, the first time only: the course's files in
-    ``course/`` (theirs alone, mode 700), its environment and exchange pointing at the class's, and the
+    ``course/`` (theirs alone, mode 700), its exchange linked to the class's, and the
     assignments recorded in its gradebook (`make release`, run as the instructor, of ``assignments``,
     ids separated by spaces, or of every assignment when empty)."""
     if layout.course.exists():
@@ -328,7 +359,6 @@ def install_course(layout: Layout, source: Path, instructor: pwd.struct_passwd, 
     if staging.exists():
         shutil.rmtree(staging)
     copy_files(source, files_of_course(source), staging)
-    (staging / ".venv").symlink_to(layout.env)
     (staging / "exchange").symlink_to(layout.exchange)  # nbgrader_config.py's exchange is the class's
     chown_tree(staging, instructor)
     os.chmod(staging, 0o700)
@@ -415,10 +445,11 @@ def remember_users(layout: Layout, created: list[str]) -> None:
     record.write_text(json.dumps(sorted(set(known) | set(created))))
 
 
-def set_up(layout: Layout, roster: list[Member], source: Path, venv: Path, python: Path, assignments: str) -> None:
+def set_up(layout: Layout, roster: list[Member], source: Path, venv: Path, python: Path | None, assignments: str) -> None:
     """Everything a class needs before JupyterHub starts; what is there already is kept (the course, the
     exchange, homes, the proxy, the secrets), the environment and the course's packages are renewed."""
     ensure_state(layout)
+    python = python or class_python(layout, venv)
     created = [m.name for m in roster if not user_exists(m.name)]
     users = {m.name: ensure_user(m) for m in roster}
     remember_users(layout, created)
@@ -501,7 +532,7 @@ def announce(url: str, layout: Layout, roster: list[Member], seconds: float) -> 
     print("Stop with `make hub-stop` (everyone's work stays); `make hub-clean` removes the demo logins too.")
 
 
-def start(layout: Layout, roster_path: Path, source: Path, venv: Path, python: Path, ip: str, port: int,
+def start(layout: Layout, roster_path: Path, source: Path, venv: Path, python: Path | None, ip: str, port: int,
           assignments: str = "") -> float:
     """Set up what is missing and start the class server; return the seconds until the login page answered.
 
@@ -593,8 +624,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prefix", type=Path, default=DEFAULT_PREFIX, help="where the class server lives")
     parser.add_argument("--roster", type=Path, default=COURSE / "hub" / "roster.csv")
     parser.add_argument("--venv", type=Path, default=Path(sys.prefix), help="the course's environment")
-    parser.add_argument("--python", type=Path, default=Path("/usr/bin/python3"),
-                        help="an interpreter every user may run, the same Python version as --venv")
+    parser.add_argument("--python", type=Path, default=None,
+                        help="an interpreter every user may run, the same Python version as --venv "
+                             "(default: the one --venv was made from, copied into the prefix if need be)")
     parser.add_argument("--ip", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--assignments", default="", help="ids the instructor's course releases first (all if empty)")

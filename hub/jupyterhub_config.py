@@ -67,6 +67,8 @@ def by_role(spawner):
         "COURSE_CHECKPOINT_DIR": os.path.join(home, "checkpoints"),
         "COURSE_HUB_PREFIX": str(layout.prefix),  # marks the class's processes for `make hub-stop`
     })
+    if instructor:  # `make autograde` in their terminal uses the class environment (the Makefile's VENV)
+        spawner.environment["VENV"] = str(layout.env)
     if "COURSE_DATA_DIR" not in os.environ:
         spawner.environment["COURSE_DATA_DIR"] = os.path.join(home, "data")
 

@@ -98,3 +98,4 @@ def test_the_hub_lets_in_the_roster_and_opens_each_role_its_folder(tmp_path, mon
         assert spawner.environment["JUPYTER_CONFIG_PATH"] == str(layout.role_config(role))
         assert spawner.environment["COURSE_HUB_PREFIX"] == str(layout.prefix)
         assert spawner.environment["COURSE_CHECKPOINT_DIR"].endswith(f"{name}/checkpoints")
+        assert spawner.environment.get("VENV") == (str(layout.env) if role == "instructor" else None)
