@@ -3,6 +3,7 @@
 #   make test   create the environment and run the test suite
 # Instructors: make release | make rubric | make autograde | make feedback | make grades | make report (see README.md).
 # Students: make validate NOTEBOOK=notebooks/<id>/<id>.ipynb before handing in.
+# A class server (root): make hub | make hub-stop | make hub-clean (JupyterHub for hub/roster.csv; README.md).
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -23,7 +24,7 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 SCHEDULER ?=
 GRADE_ARGS ?=
 
-.PHONY: env lab test test-fast test-browser release rubric autograde feedback validate grades report bench bench-grading course-run judge clean help
+.PHONY: env lab test test-fast test-browser test-hub hub hub-stop hub-clean release rubric autograde feedback validate grades report bench bench-grading course-run judge clean help
 
 help:
 	@sed -n '1,5p' Makefile | sed 's/^# \{0,1\}//'
@@ -59,6 +60,39 @@ test-browser: $(BROWSER_STAMP)
 
 release: $(STAMP)
 	$(RUN) $(BIN)/python -m grader.release $(PRESENT)
+
+# A class server on this machine (run as root): JupyterHub for the people of HUB_ROSTER, each in their own
+# login, nbgrader's exchange between them, everything under HUB_PREFIX (hub/hubctl.py, hub/jupyterhub_config.py).
+# HUB_PYTHON: an interpreter every user may run, the same Python version as the course's environment
+# (default: the one the environment was made from, copied into HUB_PREFIX when it lies under /root).
+HUB_STAMP := $(VENV)/.hub-installed
+HUB_PREFIX ?= /srv/diffusion-course
+HUB_ROSTER ?= hub/roster.csv
+HUB_IP ?= 127.0.0.1
+HUB_PORT ?= 8000
+HUB_PYTHON ?=
+# Assignments recorded in the instructor's course when it is made (default: every one, as `make release`).
+HUB_ASSIGNMENTS ?= $(PRESENT)
+HUB := $(BIN)/python hub/hubctl.py --prefix "$(HUB_PREFIX)"
+$(HUB_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/python -m pip install --quiet -e ".[dev,clip,hub]"
+	touch $(HUB_STAMP)
+
+hub: $(HUB_STAMP)
+	$(RUN) $(HUB) --roster "$(HUB_ROSTER)" --venv "$(abspath $(VENV))" $(if $(HUB_PYTHON),--python "$(HUB_PYTHON)") --ip $(HUB_IP) --port $(HUB_PORT) --assignments "$(HUB_ASSIGNMENTS)" start
+
+# Stops JupyterHub and every user's server; homes, the instructor's course and the exchange stay.
+hub-stop:
+	$(HUB) stop
+
+# hub-stop, then removes the demo logins `make hub` created (with their homes) and HUB_PREFIX.
+hub-clean:
+	$(HUB) clean
+
+# The class in a real browser (tests/hub/, root): release, fetch, submit, collect, grade, feedback for two
+# students; screenshots in artifacts/hub/.
+test-hub: $(HUB_STAMP) $(BROWSER_STAMP)
+	$(RUN) $(BIN)/python -m pytest tests/hub -m hub $(PYTEST_ARGS)
 
 # instructor/<id>.md: graded cells, points, checks, common wrong answers with their messages (minutes).
 rubric: $(STAMP)
