@@ -106,11 +106,11 @@ MUTANTS = [
            "c_mask = context_mask(n, drop_prob, device=x0.device, generator=generator)",
            "t = torch.randint(0, len(alpha_bars), (n,), device=x0.device)\n"
            "    c_mask = context_mask(n, drop_prob, device=x0.device, generator=generator)", ("test_conditional_loss",)),
-    Mutant("loss reuses the mask of the last call of the same size", "conditional_loss",
-           "c_mask = context_mask(n, drop_prob, device=x0.device, generator=generator)",
-           "global _MASK_CACHE\n    if '_MASK_CACHE' not in globals() or _MASK_CACHE.shape[0] != n:\n"
-           "        _MASK_CACHE = context_mask(n, drop_prob, device=x0.device, generator=generator)\n"
-           "    c_mask = _MASK_CACHE", ("test_conditional_loss",)),
+    Mutant("loss reuses the mask of its first call of the same size", "conditional_loss",
+           ("def conditional_loss(", "c_mask = context_mask(n, drop_prob, device=x0.device, generator=generator)"),
+           ("_MASKS = {}\n\n\ndef conditional_loss(",
+            "c_mask = _MASKS.setdefault(n, context_mask(n, drop_prob, device=x0.device, generator=generator))"),
+           ("test_conditional_loss",)),
     Mutant("loss against the clean image", "conditional_loss",
            "F.mse_loss(model(x_t, t, c, c_mask), noise)", "F.mse_loss(model(x_t, t, c, c_mask), x0)",
            ("test_conditional_loss",)),
