@@ -92,3 +92,13 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.section("measured")
         for line in MEASURED:
             terminalreporter.write_line(line)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Record on each test whether its call failed (``item.failed_call``): the browser and class-server
+    fixtures take a last screenshot then."""
+    report = yield
+    if report.when == "call":
+        item.failed_call = report.failed
+    return report

@@ -134,14 +134,6 @@ class Steps:
         return path
 
 
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item, call):
-    report = yield
-    if report.when == "call":
-        item.failed_call = report.failed
-    return report
-
-
 @pytest.fixture
 def page(browser, artifacts, lab, request):
     """A fresh browser tab (its own cookies) that only reaches the JupyterLab server.

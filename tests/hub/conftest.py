@@ -123,14 +123,6 @@ def browser(artifacts):
         chromium.close()
 
 
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item, call):
-    report = yield
-    if report.when == "call":
-        item.failed_call = report.failed
-    return report
-
-
 @pytest.fixture
 def tabs(browser, artifacts, request):
     """open(user) gives a fresh browser tab with its own cookies (one person) and numbered screenshots in
