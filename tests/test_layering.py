@@ -13,6 +13,8 @@ LAYERS = {
     "utils.basic_unet": ["utils.unet_utils", "utils.ddpm_utils", "utils.fast"],     # 01-02's model, not 03's
     "utils.unet_utils": ["utils.ddpm_utils", "utils.fast"],                          # no network imports the math
     "utils.ddpm_utils": ["utils.fast", "utils.basic_unet", "utils.unet_utils"],      # the math, not the speed policy
+    "utils.path_apply": ["utils.fast", "utils.ddpm_utils"],                           # applies a path, chooses none
+    "utils.fast_path": ["utils.fast", "utils.path_apply", "utils.path_probe"],        # the switches alone
 }
 
 
