@@ -213,7 +213,7 @@ def __course_probe_install(name, cell_dirs):
     _startswith = str.startswith
     watched_modules = ("torch", "torch.nn", "torch.nn.functional", "math", "utils", "utils.grading",
                        "utils.basic_unet", "utils.unet_utils", "utils.ddpm_utils", "utils.guidance", "utils.blocks",
-                       "utils.timesteps", "utils.fast", "einops",
+                       "utils.timesteps", "utils.fast", "utils.fast_path", "utils.path_apply", "einops",
                        "importlib", "types", "IPython.core.interactiveshell")
     def classes():
         import torch
