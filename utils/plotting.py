@@ -121,11 +121,38 @@ def animate(frames: torch.Tensor, labels: Sequence[str] | None = None, interval:
     from IPython.display import HTML
     from matplotlib import animation
 
+    k, n = _frame_counts(frames, labels)
+    fig, axes, title = _animation_figure(n, labels, ncols, size)
+    shown = [to_display(frames[i]) for i in range(k)]
+    artists = _image_artists(axes, shown[0])
+    title.set_text(labels[0] if labels else "")
+
+    def update(j):
+        for artist, img in zip(artists, shown[j]):
+            artist.set_data(_pixels(img))
+        if labels:
+            title.set_text(labels[j])
+        return artists
+
+    anim = animation.FuncAnimation(fig, update, frames=k, interval=interval, blit=False)
+    html = anim.to_jshtml()
+    plt.close(fig)
+    return HTML(_offline_player(html))
+
+
+def _frame_counts(frames: torch.Tensor, labels: Sequence[str] | None) -> tuple[int, int]:
+    """(K frames, N images a frame) of ``animate``'s frames [K, N, C, H, W], checked against the labels."""
     if frames.dim() != 5:
         raise ValueError(f"frames must have shape [K, N, C, H, W], got {list(frames.shape)}")
     k, n = frames.shape[:2]
     if labels is not None and len(labels) != k:
         raise ValueError(f"labels must have one entry per frame: {k} frames, {len(labels)} labels")
+    return k, n
+
+
+def _animation_figure(n: int, labels: Sequence[str] | None, ncols: int, size: float):
+    """The figure of an animation of ``n`` images: (figure, axes [rows, cols], its title), as wide
+    as the longest label needs."""
     ncols = max(1, min(ncols, n))
     nrows = math.ceil(n / ncols)
     title_h = 0.45 if labels else 0.05
@@ -142,42 +169,41 @@ def animate(frames: torch.Tensor, labels: Sequence[str] | None = None, interval:
     margin = (width - grid_w) / 2 / width   # the images keep their size, centred under the title
     fig.subplots_adjust(left=margin + 0.01, right=1 - margin - 0.01, bottom=0.02 / height,
                         top=1 - title_h / height, wspace=0.05, hspace=0.05)
-    shown = [to_display(frames[i]) for i in range(k)]
+    return fig, axes, title
+
+
+def _pixels(image: torch.Tensor):
+    """One displayable image [H, W, C] as imshow takes it: [H, W] for gray, else [H, W, C]."""
+    return (image[..., 0] if image.shape[-1] == 1 else image).numpy()
+
+
+def _image_artists(axes, first: torch.Tensor) -> list:
+    """Show the first frame's images [N, H, W, C] on ``axes`` (the axes left over are hidden);
+    return one image artist per image, to update frame by frame."""
     artists = []
     for i, ax in enumerate(axes.flat):
         ax.set_xticks([])
         ax.set_yticks([])
-        if i < n:
-            img = shown[0][i]
-            artists.append(ax.imshow((img[..., 0] if img.shape[-1] == 1 else img).numpy(), cmap="gray", vmin=0,
-                                     vmax=1))
+        if i < first.shape[0]:
+            artists.append(ax.imshow(_pixels(first[i]), cmap="gray", vmin=0, vmax=1))
         else:
             ax.axis("off")
-    title.set_text(labels[0] if labels else "")
+    return artists
 
-    def update(j):
-        for i, artist in enumerate(artists):
-            img = shown[j][i]
-            artist.set_data((img[..., 0] if img.shape[-1] == 1 else img).numpy())
-        if labels:
-            title.set_text(labels[j])
-        return artists
 
-    anim = animation.FuncAnimation(fig, update, frames=k, interval=interval, blit=False)
-    html = anim.to_jshtml()
-    plt.close(fig)
+def _offline_player(html: str) -> str:
+    """Matplotlib's animation player with nothing loaded from the internet, and the first frame and
+    its size written on the <img> itself: JupyterLab does not lay out cells scrolled out of view
+    (content-visibility), and an image that only the player's script fills while its cell is out of
+    view can stay 0 x 0 pixels once scrolled back."""
     html = re.sub(r'<link rel="stylesheet"\s+href="https?://[^"]*">', "", html)
     for icon, text in _ANIMATION_ICONS.items():
         html = html.replace(f'<i class="{icon}"></i>', text)
-    # The first frame and its size, written on the <img> itself: JupyterLab does not lay out cells
-    # scrolled out of view (content-visibility), and an image that only the player's script fills while
-    # its cell is out of view can stay 0 x 0 pixels once scrolled back.
     first = re.search(r'frames\[0\] = "data:image/png;base64,([^"]*)"', html).group(1).replace("\\\n", "")
     frame_w, frame_h = struct.unpack(">II", base64.b64decode(first[:32])[16:24])  # the PNG's IHDR chunk
-    html = re.sub(r'<img id="(_anim_img\w+)">',
+    return re.sub(r'<img id="(_anim_img\w+)">',
                   rf'<img id="\1" src="data:image/png;base64,{first}" width="{frame_w}" height="{frame_h}" '
                   r'style="display: block; margin: 0 auto" alt="animation frame">', html)
-    return HTML(html)
 
 
 BLOCK_POSITIONS = ("top-left", "top-right", "bottom-left", "bottom-right")
