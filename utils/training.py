@@ -26,7 +26,7 @@ from .profiles import Profile
 from .runtime import COURSE_ROOT
 
 if TYPE_CHECKING:
-    from .fast import FastPath
+    from .fast import FastPath, TrainingRun
 
 LossFn = Callable[[nn.Module, object], torch.Tensor]
 
@@ -138,24 +138,8 @@ def train(model: nn.Module, loss_fn: LossFn, batches: Iterable, *, epochs: int, 
         start = time.perf_counter() - history.seconds
         model.train()
         for epoch in range(history.epochs_done, epochs):
-            total, count, pending = 0.0, 0, []
             bar = tqdm(batches, desc=f"{desc} {epoch + 1}/{epochs}", disable=not progress, leave=False)
-            for batch in bar:
-                optimizer.zero_grad(set_to_none=True)
-                loss = run.loss(loss_fn, batch)
-                loss.backward()
-                optimizer.step()
-                pending.append(loss.detach())
-                stop = max_steps is not None and history.steps + len(pending) >= max_steps
-                if len(pending) >= sync_every or stop:
-                    values = _flush(pending, history)
-                    total, count = total + sum(values), count + len(values)
-                    bar.set_postfix(loss=f"{values[-1]:.4f}")
-                if stop:
-                    break
-            values = _flush(pending, history)
-            total, count = total + sum(values), count + len(values)
-            history.epoch_losses.append(total / max(count, 1))
+            history.epoch_losses.append(_train_epoch(run, optimizer, loss_fn, bar, history, max_steps, sync_every))
             history.epochs_done = epoch + 1
             history.path = run.description  # a measured path is known after the first step
             history.seconds = time.perf_counter() - start
@@ -167,6 +151,30 @@ def train(model: nn.Module, loss_fn: LossFn, batches: Iterable, *, epochs: int, 
                 break
     model.eval()
     return history
+
+
+def _train_epoch(run: TrainingRun, optimizer, loss_fn: LossFn, bar, history: History,
+                 max_steps: int | None, sync_every: int) -> float:
+    """One pass over ``bar`` (the batches, behind a progress bar), stopping once the history holds
+    ``max_steps`` steps; the losses go into ``history``, read back from the device every
+    ``sync_every`` steps. Returns the epoch's mean loss."""
+    total, count, pending = 0.0, 0, []
+    for batch in bar:
+        optimizer.zero_grad(set_to_none=True)
+        loss = run.loss(loss_fn, batch)
+        loss.backward()
+        optimizer.step()
+        pending.append(loss.detach())
+        stop = max_steps is not None and history.steps + len(pending) >= max_steps
+        if len(pending) >= sync_every or stop:
+            values = _flush(pending, history)
+            total, count = total + sum(values), count + len(values)
+            bar.set_postfix(loss=f"{values[-1]:.4f}")
+        if stop:
+            break
+    values = _flush(pending, history)
+    total, count = total + sum(values), count + len(values)
+    return total / max(count, 1)
 
 
 def _resume(checkpoint: Path | str | None, config: dict, model: nn.Module, optimizer) -> History:
