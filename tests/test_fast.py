@@ -337,12 +337,20 @@ def small_model():
 
 
 def test_fast_sampling_gives_eager_images(small_model):
+    from utils import path_probe
+
+    path_probe.forget()
     ddpm = DDPM(T=SMALL["T"])
     eager = ddpm.sample(small_model, (6, 1, 8, 8), generator=torch.Generator().manual_seed(3),
                         n_frames=4, fast=False)
     quick = ddpm.sample(small_model, (6, 1, 8, 8), generator=torch.Generator().manual_seed(3), n_frames=4)
-    torch.testing.assert_close(quick.images, eager.images, rtol=0, atol=1e-4)
-    torch.testing.assert_close(quick.frames, eager.frames, rtol=0, atol=1e-4)
+    path_probe.forget()
+    # On a CPU with native bfloat16 the path is timed and bfloat16 autocast may win: each predicted noise
+    # is then off by up to 2^-8 of its size, and the 20 reverse steps add up at most 20 such errors
+    # (each scaled by beta_t / sqrt(1 - alpha_bar_t) < 1): 0.08. Float32 paths agree to 1e-4.
+    atol = 0.08 if choose_path("cpu", "sample").measure else 1e-4
+    torch.testing.assert_close(quick.images, eager.images, rtol=0, atol=atol)
+    torch.testing.assert_close(quick.frames, eager.frames, rtol=0, atol=atol)
     assert quick.timesteps == eager.timesteps and torch.equal(quick.frames[-1], quick.images)
     # Made under inference_mode, handed back as ordinary tensors that autograd can use.
     assert not quick.images.is_inference() and not quick.frames.is_inference()
