@@ -40,6 +40,7 @@ from grader.batch import grade_class  # noqa: E402
 from grader.cells import meta  # noqa: E402
 from grader.gradebook import open_gradebook  # noqa: E402
 from grader.release import clean_notebook, run_nbgrader  # noqa: E402
+from grader.result import Status  # noqa: E402
 
 def load(path: Path) -> dict:
     return json.loads(Path(path).read_text())
@@ -216,7 +217,7 @@ def _print_table(runs: dict, identical: bool) -> None:
     print("\n| run | wall time | submissions/min | vs serial | kernels woken / stalled attempts |"
           "\n|---|---:|---:|---:|---:|")
     for mode, run in runs.items():
-        failed = sum(n for status, n in run["statuses"].items() if status != "graded")
+        failed = sum(n for status, n in run["statuses"].items() if status != Status.GRADED)
         ratio = f"{run['speedup']:.2f}x" if "speedup" in run and not failed else ""
         if failed:
             ratio = f"not valid: {failed} not graded"

@@ -31,6 +31,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from grader.sandbox import processes_with_env  # noqa: E402
+
 MiB = 1024 * 1024
 
 
@@ -159,22 +163,15 @@ def measure(students: int, prefix: Path, assignments: str, result: dict) -> None
     result[f"{students - 1}_more_servers_start_at_once_s"] = time.monotonic() - began
     time.sleep(10)
     result[f"{students}_idle_servers_MiB"] = pss_mib(processes_of(names))
-    result["hub_and_proxy_MiB"] = pss_mib([int(p) for p in _hub_pids(prefix)])
+    result["hub_and_proxy_MiB"] = pss_mib(_hub_pids(prefix))
     result["load_after"] = os.getloadavg()
     result["projection"] = projection(result[f"{students}_idle_servers_MiB"] / students, result["kernel_MiB"],
                                       result["server_start_cpu_s"], result["hub_and_proxy_MiB"])
 
 
-def _hub_pids(prefix: Path) -> list[str]:
-    needle = f"COURSE_HUB_PREFIX={prefix}\0".encode()
-    found = []
-    for proc in Path("/proc").iterdir():
-        try:
-            if proc.name.isdigit() and proc.stat().st_uid == 0 and needle in (proc / "environ").read_bytes():
-                found.append(proc.name)
-        except OSError:
-            pass
-    return found
+def _hub_pids(prefix: Path) -> list[int]:
+    """JupyterHub and its proxy: the processes of the class server at ``prefix`` that run as root."""
+    return [pid for pid in processes_with_env("COURSE_HUB_PREFIX", str(prefix)) if _uid(Path(f"/proc/{pid}")) == 0]
 
 
 def free_port() -> int:

@@ -47,7 +47,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
-    from grader.gradebook import course_settings
+    from grader.course_config import course_settings
 
     try:
         settings = course_settings(args.course, args.db_url)
@@ -55,7 +55,7 @@ def main(argv: list[str]) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     if args.command == "autograde":
-        from grader.batch import grade_class
+        from grader.batch import RunStatus, grade_class
 
         missing = [a for a in args.assignments if not (settings.root / "solutions" / a / f"{a}.ipynb").exists()]
         if missing:
@@ -70,7 +70,7 @@ def main(argv: list[str]) -> int:
                               worker_course_root=args.worker_course, threads=args.threads,
                               progress=not args.no_progress)
         print(summary.table())
-        return 1 if summary.count("grader_error") else 0
+        return 1 if summary.count(RunStatus.GRADER_ERROR) else 0
     if args.command == "grades":
         from grader.report import export_grades
 

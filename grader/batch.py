@@ -2,23 +2,22 @@
 
     python -m grader autograde 01_UNets [more ids] [--jobs N | --scheduler tcp://HOST:PORT] [--force]
 
-Submissions are found in nbgrader's layout, ``submitted/<student>/<assignment>/``. Each one is packed
-(with the hash of its folder) into a task; a worker process unpacks it into its own temporary working
-copy and calls ``grader.grade_one.grade_submission`` on it, which grades that one submission (in its
-own kernel and sandbox) and never raises for anything the submission does. Workers return the result,
-the executed notebook and the log; only this process writes the gradebook (``grader.gradebook``), the
-executed notebooks (``autograded/<student>/<assignment>/``, where ``nbgrader generate_feedback``
-reads them) and the logs (``logs/autograde/<assignment>/<student>.log``).
+The steps, in order:
 
-Where the tasks run:
-- default: a pool of ``jobs`` worker processes on this machine (default: one per core). Each worker
-  lets the kernels it starts use ``cores // jobs`` threads, so workers do not fight over cores.
-- ``scheduler``: a Dask distributed scheduler address (or a ``distributed.Client``). Workers need this
-  course folder at the same path (or at ``worker_course_root``) and the course environment; the
-  submissions travel inside the tasks, so the workers need no access to ``submitted/``.
-
-Submissions start longest first (``expected_cost``: earlier runs' times, else the notebooks' size), so
-that a long one does not run alone at the end while the other workers wait.
+1. Discover: submissions are found in nbgrader's layout, ``submitted/<student>/<assignment>/``.
+2. Plan: a submission unchanged since it was last graded is skipped; each other one is packed (with
+   the hash of its folder) into a task, and the tasks are ordered longest first (``expected_cost``:
+   earlier runs' times, else the notebooks' size), so that a long one does not run alone at the end
+   while the other workers wait.
+3. Run (``grader.workers``): a pool of ``jobs`` worker processes on this machine (default: one per
+   core), or the workers of a Dask cluster (``scheduler``), each unpacks a task into its own temporary
+   working copy and calls ``grader.grade_one.grade_submission`` on it, which grades that one submission
+   (in its own kernel and sandbox) and never raises for anything the submission does. Dask workers need
+   this course folder at the same path (or at ``worker_course_root``) and the course environment.
+4. Store: workers return the result, the executed notebook and the log; only this process writes the
+   gradebook (``grader.gradebook``), the executed notebooks (``autograded/<student>/<assignment>/``,
+   where ``nbgrader generate_feedback`` reads them) and the logs
+   (``logs/autograde/<assignment>/<student>.log``).
 
 Re-running grades only submissions that are new or changed since they were last graded: the hash
 covers the submission folder and the assignment's instructor folder (a changed test regrades
@@ -27,28 +26,25 @@ everything). ``force=True`` grades everything again.
 from __future__ import annotations
 
 import hashlib
-import importlib
 import io
 import json
 import os
 import re
-import shutil
-import socket
 import statistics
 import tarfile
-import tempfile
 import time
-import traceback
 from collections import Counter
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 
+from grader.course_config import CourseSettings, course_settings
 from grader.feedback import copy_exchange_files
-from grader.gradebook import CourseSettings, GradebookWriter, course_settings, ensure_assignment
+from grader.gradebook import GradebookWriter, ensure_assignment
+from grader.result import Status
+from grader.workers import DEFAULT_GRADER, Outcome, Task, running
 
-DEFAULT_GRADER = "grader.grade_one:grade_submission"
 IGNORED = {".ipynb_checkpoints", "__pycache__", ".DS_Store"}
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 # The first line of each submission's log, and how the next run reads its time back (expected_cost).
 LOG_HEADER = "graded on {host} in {seconds:.1f} s, status {status}"
 LOGGED_SECONDS = re.compile(r"graded on \S* in ([\d.]+) s")
@@ -109,73 +105,17 @@ def pack(folder: Path) -> bytes:
     return buffer.getvalue()
 
 
-# ----------------------------------------------------------------------------------------- the worker side
+# ----------------------------------------------------------------------------------------- the summary
 
-@dataclass
-class Task:
-    """What a worker needs to grade one submission."""
+class RunStatus(StrEnum):
+    """What a class run says of a submission it did not grade to a result (beside a result's ``Status``)."""
 
-    student: str
-    assignment: str
-    files: bytes
-    submission_hash: str
-    course_root: str
-    grader: str = DEFAULT_GRADER
-    sandbox: bool | None = None
-    threads: int | None = None
+    SKIPPED = "skipped"              # unchanged since it was last graded
+    GRADER_ERROR = "grader_error"    # the grader itself failed (not the submission's fault): tried again next run
 
 
-@dataclass
-class Outcome:
-    """What a worker sends back: the result (None if the grader itself failed) and the files it made."""
+DONE = (Status.GRADED, RunStatus.SKIPPED)  # a row with another status is a failure the table lists first
 
-    student: str
-    assignment: str
-    submission_hash: str
-    result: object | None
-    notebook_name: str | None = None
-    executed: bytes | None = None
-    grader_error: str | None = None
-    host: str = ""
-    worker_seconds: float = 0.0
-
-
-def load_grader(spec: str):
-    """The function named by ``"module:function"``."""
-    module, _, name = spec.partition(":")
-    return getattr(importlib.import_module(module), name)
-
-
-def run_task(task: Task) -> Outcome:
-    """Grade one submission in a fresh temporary working copy (runs in a worker process)."""
-    start = time.perf_counter()
-    if task.threads:
-        for variable in THREAD_VARIABLES:
-            os.environ[variable] = str(task.threads)
-    outcome = Outcome(task.student, task.assignment, task.submission_hash, None, host=socket.gethostname())
-    scratch = Path(tempfile.mkdtemp(prefix=f"grade-{task.assignment}-{task.student}-"))
-    try:
-        submission_dir = scratch / "submission" / task.student / task.assignment
-        submission_dir.mkdir(parents=True)
-        with tarfile.open(fileobj=io.BytesIO(task.files), mode="r") as tar:
-            tar.extractall(submission_dir, filter="data")
-        grade = load_grader(task.grader)
-        result = grade(Path(task.course_root), task.assignment, task.student, submission_dir=submission_dir,
-                       workdir=scratch / "work", sandbox=task.sandbox)
-        executed = getattr(result, "executed_notebook", None)
-        if executed is not None and Path(executed).is_file():
-            outcome.notebook_name = Path(executed).name
-            outcome.executed = Path(executed).read_bytes()
-        outcome.result = replace(result, executed_notebook=None)
-    except Exception:
-        outcome.grader_error = traceback.format_exc()
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-        outcome.worker_seconds = time.perf_counter() - start
-    return outcome
-
-
-# ----------------------------------------------------------------------------------------- the parent side
 
 @dataclass
 class Row:
@@ -183,7 +123,7 @@ class Row:
 
     student: str
     assignment: str
-    status: str          # a SubmissionResult status, "skipped" (unchanged) or "grader_error"
+    status: str          # a ``Status`` of the result, or a ``RunStatus``
     score: float | None = None
     max_score: float | None = None
     seconds: float | None = None
@@ -202,75 +142,31 @@ class Summary:
 
     @property
     def failed(self) -> list[Row]:
-        return [r for r in self.rows if r.status not in ("graded", "skipped")]
+        return [r for r in self.rows if r.status not in DONE]
 
     def table(self) -> str:
         """Who was graded, who failed and why, and where the logs are."""
         header = ("student", "assignment", "status", "score", "seconds", "flags / log")
         lines = [header]
-        for r in sorted(self.rows, key=lambda r: (r.status == "graded" or r.status == "skipped", r.assignment,
-                                                  r.student)):
+        for r in sorted(self.rows, key=lambda r: (r.status in DONE, r.assignment, r.student)):
             score = "" if r.score is None else f"{r.score:g}/{r.max_score:g}"
             seconds = "" if r.seconds is None else f"{r.seconds:.1f}"
             note = "; ".join(r.flags)
-            if r.status not in ("graded", "skipped") and r.log:
+            if r.status not in DONE and r.log:
                 note = (note + "; " if note else "") + f"log: {r.log}"
             lines.append((r.student, r.assignment, r.status, score, seconds, note))
         widths = [max(len(line[i]) for line in lines) for i in range(5)]
         out = ["  ".join(cell.ljust(w) for cell, w in zip(line[:5], widths)) + "  " + line[5] for line in lines]
         counts = Counter(r.status for r in self.rows)
         out.append("")
-        out.append(f"{counts.get('graded', 0)} graded, {len(self.failed)} failed"
-                   + "".join(f" ({n} {s})" for s, n in sorted(counts.items()) if s not in ("graded", "skipped"))
-                   + f", {counts.get('skipped', 0)} unchanged and skipped; {self.wall_seconds:.0f} s with "
+        out.append(f"{counts.get(Status.GRADED, 0)} graded, {len(self.failed)} failed"
+                   + "".join(f" ({n} {s})" for s, n in sorted(counts.items()) if s not in DONE)
+                   + f", {counts.get(RunStatus.SKIPPED, 0)} unchanged and skipped; {self.wall_seconds:.0f} s with "
                    f"{self.workers} worker(s)")
         return "\n".join(out)
 
 
-def _executor(jobs: int):
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    return ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"))
-
-
-def _local_stream(tasks: list[Task], jobs: int):
-    from concurrent.futures import as_completed
-
-    pool = _executor(jobs)
-    try:
-        futures = {pool.submit(run_task, task): task for task in tasks}
-        for future in as_completed(futures):
-            yield _outcome_of(future, futures[future])
-    finally:  # on Ctrl-C or an error here, drop the queued submissions instead of grading them all first
-        pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _dask_stream(tasks: list[Task], client):
-    from distributed import as_completed
-
-    futures = {client.submit(run_task, task, key=f"grade-{task.assignment}-{task.student}-{task.submission_hash[:12]}",
-                             pure=False, retries=1): task for task in tasks}
-    for future in as_completed(list(futures)):
-        yield _outcome_of(future, futures[future])
-
-
-def _outcome_of(future, task: Task) -> Outcome:
-    try:
-        return future.result()
-    except BaseException as error:  # the worker process died or the task could not run at all
-        if isinstance(error, KeyboardInterrupt):
-            raise
-        return Outcome(task.student, task.assignment, task.submission_hash, None,
-                       grader_error="".join(traceback.format_exception(error)))
-
-
-def _dask_workers(client) -> int:
-    try:
-        return max(1, sum(client.nthreads().values()))
-    except Exception:
-        return 1
-
+# ----------------------------------------------------------------------------------------- the pipeline
 
 def grade_class(course_root: Path, assignments: list[str], *, jobs: int | None = None, scheduler=None,
                 force: bool = False, students: list[str] | None = None, db_url: str | None = None,
@@ -298,8 +194,7 @@ def grade_class(course_root: Path, assignments: list[str], *, jobs: int | None =
     """
     if not assignments:
         raise ValueError("name at least one assignment, e.g. 01_UNets")
-    cores = os.cpu_count() or 1
-    jobs = cores if jobs is None else jobs
+    jobs = (os.cpu_count() or 1) if jobs is None else jobs
     if jobs < 1:
         raise ValueError(f"jobs must be at least 1, got {jobs}")
     settings = course_settings(course_root, db_url)
@@ -311,28 +206,12 @@ def grade_class(course_root: Path, assignments: list[str], *, jobs: int | None =
         tasks = _plan(settings, assignments, students, force, writer, rows, grader, sandbox, worker_course_root)
         cost = expected_cost(settings.root, sorted({t.assignment for t in tasks}))
         tasks.sort(key=lambda t: -cost[t.assignment])  # longest first: no long one left alone at the end
-        client, own_client = None, False
-        if scheduler is not None and tasks:
-            from distributed import Client
-
-            client = scheduler if isinstance(scheduler, Client) else Client(scheduler)
-            own_client = client is not scheduler
-            workers = _dask_workers(client)
-            for task in tasks:
-                task.threads = threads
-            stream = _dask_stream(tasks, client)
-        else:
-            workers = min(jobs, max(1, len(tasks)))
-            for task in tasks:
-                task.threads = threads or max(1, cores // workers)
-            stream = _local_stream(tasks, workers) if tasks else iter(())
-        try:
-            _collect(settings, stream, tasks, workers, writer, rows, progress)
-        finally:
-            if own_client:
-                client.close()
+        with running(tasks, jobs=jobs, scheduler=scheduler, threads=threads) as (outcomes, workers):
+            _collect(settings, outcomes, tasks, workers, writer, rows, progress)
     return Summary(rows, time.perf_counter() - start, workers)
 
+
+# ----------------------------------------------------------------------------------------- planning
 
 def expected_cost(course_root: Path, assignments: list[str]) -> dict[str, float]:
     """A number per assignment that orders its submissions by how long one takes to grade, so that
@@ -374,12 +253,14 @@ def _plan(settings: CourseSettings, assignments, students, force, writer, rows, 
         for sub in discover(settings.root, [assignment], students):
             digest = hashlib.sha256((folder_hash(sub.folder) + source_hash).encode()).hexdigest()
             if not force and known.get(sub.student) == digest:
-                rows.append(Row(sub.student, assignment, "skipped"))
+                rows.append(Row(sub.student, assignment, RunStatus.SKIPPED))
                 continue
             tasks.append(Task(sub.student, assignment, pack(sub.folder), digest,
                               str(worker_course_root or settings.root), grader, sandbox))
     return tasks
 
+
+# ----------------------------------------------------------------------------------------- storing
 
 def _collect(settings: CourseSettings, stream, tasks: list[Task], workers: int, writer: GradebookWriter,
              rows: list[Row], progress: bool) -> None:
@@ -391,7 +272,7 @@ def _collect(settings: CourseSettings, stream, tasks: list[Task], workers: int, 
         for done, outcome in enumerate(stream, start=1):
             row = _store(settings, outcome, writer)
             rows.append(row)
-            failed += row.status != "graded"
+            failed += row.status != Status.GRADED
             bar.update(1)
             bar.set_postfix_str(f"running {min(workers, len(tasks) - done)}, failed {failed}")
 
@@ -405,8 +286,8 @@ def _store(settings: CourseSettings, outcome: Outcome, writer: GradebookWriter) 
         log_path.write_text(f"grading {outcome.student}/{outcome.assignment} on {outcome.host or 'a worker'} "
                             f"failed in the grader itself (not the submission's fault; it will be tried again "
                             f"on the next run):\n{outcome.grader_error}")
-        return Row(outcome.student, outcome.assignment, "grader_error", flags=["the grader failed; see the log"],
-                   log=str(log_path), seconds=outcome.worker_seconds)
+        return Row(outcome.student, outcome.assignment, RunStatus.GRADER_ERROR,
+                   flags=["the grader failed; see the log"], log=str(log_path), seconds=outcome.worker_seconds)
     log_path.write_text(LOG_HEADER.format(host=outcome.host, seconds=result.seconds, status=result.status)
                         + f"\n{result.log}")
     if outcome.executed is not None:  # named as nbgrader names it, so generate_feedback finds it

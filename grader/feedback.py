@@ -24,7 +24,7 @@ from pathlib import Path
 import nbformat
 
 from grader.cells import meta
-from grader.result import SubmissionResult
+from grader.result import Status, SubmissionResult
 
 MAX_OUTPUT_CHARS = 20_000
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -86,7 +86,7 @@ def render(result: SubmissionResult, executed: Path | nbformat.NotebookNode | No
     title = html.escape(f"{result.assignment}: feedback for {result.student}")
     body = [f"<h1>{title}</h1>",
             f"<p><b>Score: {result.score:g} / {result.max_score:g}</b></p>"]
-    if result.status != "graded":
+    if result.status != Status.GRADED:
         body.append(f'<p class="note">Grading stopped early ({html.escape(result.status)}): cells after that point '
                     f'were not graded.</p>')
     shown: set[str] = set()

@@ -44,7 +44,6 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import re
 import shutil
 import sys
 import time
@@ -55,6 +54,7 @@ import nbformat
 
 from grader import sandbox as sb
 from grader.cells import BEGIN_HIDDEN, END_HIDDEN  # noqa: F401 (imported from here by the mutants)
+from grader.course_config import cell_timeout
 from grader.rebuild import Plan, rebuild
 from grader.result import Status, SubmissionResult
 from grader.runner import RunOutcome, check_kernel_starts, run_plan
@@ -238,13 +238,11 @@ def grade_submission(course_root: Path, assignment: str, student: str, *, submis
 
 
 def default_limits(course_root: Path) -> Limits:
-    """Limits, with the cell timeout of ``c.Execute.timeout`` in the course's nbgrader_config.py."""
+    """Limits, with the cell timeout of ``c.Execute.timeout`` in the course's nbgrader_config.py when it sets one."""
     limits = Limits()
-    config = Path(course_root) / "nbgrader_config.py"
-    if config.exists():
-        match = re.search(r"^c\.Execute\.timeout\s*=\s*(\d+)", config.read_text(), re.M)
-        if match:
-            limits.cell_timeout = float(match.group(1))
+    timeout = cell_timeout(course_root)
+    if timeout is not None:
+        limits.cell_timeout = timeout
     return limits
 
 

@@ -10,7 +10,7 @@ student saw for failed checks, the hash of the graded folder (so a re-run skips 
 and where the log is.
 
 The database is nbgrader's ``CourseDirectory.db_url`` from the course's ``nbgrader_config.py``
-(``sqlite:///.../gradebook.db`` by default) or any SQLAlchemy URL given instead, e.g.
+(``grader.course_config``; ``sqlite:///.../gradebook.db`` by default) or any SQLAlchemy URL given instead, e.g.
 ``postgresql://user@host/dbname`` for a cluster (driver: psycopg2). Several writers may share a
 PostgreSQL gradebook at once: each submission is written in its own transactions and retried when a
 concurrent writer created the same student or submission first.
@@ -31,6 +31,9 @@ from pathlib import Path
 
 from sqlalchemy import Column, DateTime, Float, MetaData, String, Table, Text, delete, insert, select
 from sqlalchemy.exc import DBAPIError, IntegrityError, SAWarning
+
+from grader.course_config import CourseSettings
+from grader.result import Status
 
 METADATA = MetaData()
 # One row per (assignment, student): the latest grading of that submission.
@@ -66,31 +69,6 @@ def has_flag(flags: list[str] | str | None, tag: str | tuple[str, ...]) -> bool:
         except ValueError:
             return False
     return isinstance(flags, list) and any(isinstance(flag, str) and flag.startswith(tag) for flag in flags)
-
-
-@dataclass(frozen=True)
-class CourseSettings:
-    """What the gradebook needs from a course's nbgrader_config.py."""
-
-    root: Path
-    db_url: str
-    course_id: str
-
-
-def course_settings(course_root: Path, db_url: str | None = None) -> CourseSettings:
-    """Read ``db_url`` and ``course_id`` from ``course_root/nbgrader_config.py``; ``db_url`` overrides.
-
-    Raises FileNotFoundError when the folder has no nbgrader_config.py.
-    """
-    from traitlets.config.loader import PyFileConfigLoader
-
-    course_root = Path(course_root).resolve()
-    if not (course_root / "nbgrader_config.py").exists():
-        raise FileNotFoundError(f"{course_root} has no nbgrader_config.py; pass the course folder")
-    config = PyFileConfigLoader("nbgrader_config.py", path=str(course_root)).load_config()
-    coursedir = config.get("CourseDirectory", {})
-    url = db_url or coursedir.get("db_url") or f"sqlite:///{course_root / 'gradebook.db'}"
-    return CourseSettings(course_root, url, coursedir.get("course_id", ""))
 
 
 def open_gradebook(db_url: str, course_id: str = ""):
@@ -230,7 +208,7 @@ class GradebookWriter:
                     grade.auto_score = min(float(score), grade.max_score)
                     grade.needs_manual_grade = grade.manual_score is not None
                     scored.add(grade.name)
-                elif result.status == "graded":
+                elif result.status == Status.GRADED:
                     grade.auto_score = None
                     grade.needs_manual_grade = True
                 else:
@@ -288,12 +266,12 @@ def read_class(db_url: str, course_id: str = "") -> tuple[list[StoredResult], di
                                          for cell in nb.grade_cells]
             for student in gb.students:
                 status, flags, messages, log_path = extra.get((assignment.name, student.id),
-                                                              ("graded", "[]", "{}", None))
+                                                              (Status.GRADED, "[]", "{}", None))
                 try:
                     submission = gb.find_submission(assignment.name, student.id)
                 except MissingEntry:
                     if (assignment.name, student.id) not in extra:
-                        status, flags = "missing", '["no submission"]'
+                        status, flags = Status.MISSING, '["no submission"]'
                     results.append(StoredResult(assignment.name, student.id, 0.0, assignment.max_score, status,
                                                 json.loads(flags), {}, json.loads(messages), log_path))
                     continue

@@ -20,13 +20,14 @@ from collections import Counter
 from pathlib import Path
 
 from grader.gradebook import StoredResult, read_class
+from grader.result import Status
 
 
 def check_rows(results: list[StoredResult], cells_of: dict[str, list[tuple[str, float]]]) -> list[dict]:
     """One dict per assignment and check: points, graded, failed, commonest_message, message_count."""
     rows = []
     for assignment, cells in cells_of.items():
-        submitted = [r for r in results if r.assignment == assignment and r.status != "missing"]
+        submitted = [r for r in results if r.assignment == assignment and r.status != Status.MISSING]
         for grade_id, points in cells:
             failed = [r for r in submitted if (r.cells.get(grade_id, (0.0, points))[0] or 0.0) < points]
             messages = Counter(r.messages[grade_id] for r in failed if r.messages.get(grade_id))
@@ -61,7 +62,7 @@ def plot_scores(results: list[StoredResult], assignments: list[str], path: Path)
     n = max(1, len(assignments))
     fig, axes = plt.subplots(1, n, figsize=(4 * n, 3.2), squeeze=False)
     for ax, assignment in zip(axes[0], assignments):
-        scores = [r.score or 0.0 for r in results if r.assignment == assignment and r.status != "missing"]
+        scores = [r.score or 0.0 for r in results if r.assignment == assignment and r.status != Status.MISSING]
         top = max([r.max_score for r in results if r.assignment == assignment] or [1.0]) or 1.0
         ax.hist(scores, bins=min(20, max(5, int(top) + 1)), range=(0, top), color="#4c72b0", edgecolor="white")
         ax.set_title(f"{assignment} ({len(scores)} submitted)", fontsize=10)

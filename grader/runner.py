@@ -24,6 +24,7 @@ from grader.rebuild import Plan
 from grader.result import Status
 from grader.sandbox import Limits
 from grader.spec import AssignmentSpec
+from grader.watchdog import KillReason
 
 WATCH = "the grader's watch on the course's finished code"
 
@@ -170,18 +171,18 @@ class _Run:
         if current is not None and (current.index, current.part) in outcome.ran:
             outcome.stopped_at = current.index + 1
         why = watch.reason
-        if why == "stalled":
+        if why == KillReason.STALLED:
             lost = " after it reported idle: its reply was lost" if watch.last_message == "status idle" else ""
             where = f"cell {self.plan.grade_ids[current.index] or '#' + str(current.index + 1)}" if current else "start"
             outcome.status = Status.STALLED
             outcome.reason = f"the kernel stalled in {where} (no CPU and no output{lost}; last message: " \
                              f"{watch.last_message or 'none'})"
             outcome.stalled_step = self.steps.index(current) if current else -1
-        elif why == "out_of_memory":
+        elif why == KillReason.OUT_OF_MEMORY:
             outcome.status, outcome.reason = Status.OUT_OF_MEMORY, f"more than {limits.memory >> 20} MiB of memory"
-        elif why == "processes":
+        elif why == KillReason.PROCESSES:
             outcome.status, outcome.reason = Status.CRASHED, f"more than {limits.processes} processes"
-        elif why == "output":
+        elif why == KillReason.OUTPUT:
             outcome.status, outcome.reason = Status.CRASHED, f"more than {limits.output_flood >> 20} MiB of output"
         elif current is None:
             raise RuntimeError(f"the grading kernel did not start: {error}") from error
@@ -202,7 +203,7 @@ class _Run:
         outcome.truncated = session.truncated
         outcome.probe_seconds = session.probe_seconds
         if outcome.status == Status.GRADED and session.watch.reason:
-            outcome.status = {"out_of_memory": Status.OUT_OF_MEMORY, "stalled": Status.STALLED}.get(
+            outcome.status = {KillReason.OUT_OF_MEMORY: Status.OUT_OF_MEMORY, KillReason.STALLED: Status.STALLED}.get(
                 session.watch.reason, Status.CRASHED)
             outcome.reason = session.watch.reason
         return outcome

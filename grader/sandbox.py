@@ -286,11 +286,17 @@ def _read_environ(pid: str) -> bytes:
     return next((data for data in _thread_files(pid, "environ", skip_leader=True) if data), b"")
 
 
-def marked_processes(mark: str) -> list[int]:
-    """Processes whose environment carries ``RUN_MARK=mark`` (stragglers that left the tree)."""
-    needle = f"{RUN_MARK}={mark}".encode()
+def processes_with_env(name: str, value: str) -> list[int]:
+    """Processes but this one whose environment holds ``name=value``: what a run started, however far its
+    processes went from the tree (a server, the kernels it started, a launcher's orphans)."""
+    needle = f"{name}={value}".encode()
     return [int(entry) for entry in os.listdir("/proc")
             if entry.isdigit() and int(entry) != os.getpid() and needle in _read_environ(entry).split(b"\0")]
+
+
+def marked_processes(mark: str) -> list[int]:
+    """Processes whose environment carries ``RUN_MARK=mark`` (stragglers that left the tree)."""
+    return processes_with_env(RUN_MARK, mark)
 
 
 def _alive(pid: int) -> bool:

@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 
 from grader.grade_one import grade_submission, graded_cells  # noqa: F401 (graded_cells: for callers)
+from grader.result import Status
 
 COURSE = Path(__file__).resolve().parent.parent
 
@@ -61,9 +62,9 @@ def validate(notebook: Path, course: Path = COURSE, assignment: str | None = Non
             print(f"  FAILED  {gid}: {message}")
     for flag in result.flags:
         print(f"  note    {flag}")
-    if result.status != "graded":
+    if result.status != Status.GRADED:
         print(f"  the notebook did not run to the end: {result.status}")
-    passed = failed == 0 and result.status == "graded"
+    passed = failed == 0 and result.status == Status.GRADED
     print(f"  {'all checks passed' if passed else f'{failed} of {len(result.cells)} checks failed'}")
     return passed
 

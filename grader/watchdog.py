@@ -9,9 +9,19 @@ from __future__ import annotations
 
 import threading
 import time
+from enum import StrEnum
 
 from grader import sandbox as sb
 from grader.sandbox import Limits
+
+
+class KillReason(StrEnum):
+    """Why the watchdog killed a kernel tree (``Watchdog.reason``); ``grader.runner`` turns it into a ``Status``."""
+
+    OUT_OF_MEMORY = "out_of_memory"   # more resident memory than ``Limits.memory``
+    PROCESSES = "processes"           # more processes than ``Limits.processes``
+    OUTPUT = "output"                 # more output than ``Limits.output_flood``
+    STALLED = "stalled"               # no CPU and no message for ``Limits.stall_seconds`` while busy
 
 
 def nudge_kernel(connection_file: str) -> None:
@@ -54,7 +64,7 @@ class Watchdog:
         self.root: int | None = None
         self.mark = ""
         self.last_activity = time.monotonic()
-        self.reason = ""
+        self.reason: KillReason | str = ""    # "" while nothing was killed
         self.output_bytes = 0
         self.busy = False
         self.last_message = ""
@@ -74,7 +84,7 @@ class Watchdog:
     def touch(self) -> None:
         self.last_activity = time.monotonic()
 
-    def kill(self, reason: str) -> None:
+    def kill(self, reason: KillReason) -> None:
         """Kill the tree; the first reason given is the one kept."""
         if not self.reason:
             self.reason = reason
@@ -88,16 +98,16 @@ class Watchdog:
                 continue
             cpu, rss, processes = sb.tree_usage(self.root)
             if rss > self.limits.memory:
-                self.kill("out_of_memory")
+                self.kill(KillReason.OUT_OF_MEMORY)
             elif processes > self.limits.processes:
-                self.kill("processes")
+                self.kill(KillReason.PROCESSES)
             elif self.output_bytes > self.limits.output_flood:
-                self.kill("output")
+                self.kill(KillReason.OUTPUT)
             now = time.monotonic()
             if cpu_then is None or cpu - cpu_then > 0.2 or not self.busy:
                 cpu_then, since = cpu, now
             elif now - max(since, self.last_activity) > self.limits.stall_seconds:
-                self.kill("stalled")
+                self.kill(KillReason.STALLED)
             elif (self.connection_file and now - max(since, self.last_activity) > self.nudge_seconds
                   and self._nudged_since != max(since, self.last_activity)):
                 self._nudged_since = max(since, self.last_activity)

@@ -11,11 +11,11 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from hubctl import DEFAULT_PREFIX, Layout, read_roster  # noqa: E402
+from hub_layout import DEFAULT_PREFIX, PREFIX_VARIABLE, Layout, read_roster  # noqa: E402
 
 c = get_config()  # noqa: F821 (provided by JupyterHub)
 
-layout = Layout(Path(os.environ.get("COURSE_HUB_PREFIX", DEFAULT_PREFIX)))
+layout = Layout(Path(os.environ.get(PREFIX_VARIABLE, DEFAULT_PREFIX)))
 roster = read_roster(Path(os.environ.get("COURSE_HUB_ROSTER", HERE / "roster.csv")))
 ROLE = {member.name: member.role for member in roster}
 
@@ -65,7 +65,7 @@ def by_role(spawner):
         "JUPYTER_CONFIG_PATH": str(layout.role_config("instructor" if instructor else "student")),
         "PATH": f"{layout.env / 'bin'}:/usr/local/bin:/usr/bin:/bin",
         "COURSE_CHECKPOINT_DIR": os.path.join(home, "checkpoints"),
-        "COURSE_HUB_PREFIX": str(layout.prefix),  # marks the class's processes for `make hub-stop`
+        PREFIX_VARIABLE: str(layout.prefix),  # marks the class's processes for `make hub-stop`
     })
     if instructor:  # `make autograde` in their terminal uses the class environment (the Makefile's VENV)
         spawner.environment["VENV"] = str(layout.env)

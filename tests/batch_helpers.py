@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from grader.grade_one import SubmissionResult
+from grader.result import Status
 
 
 def fake_grade(course_root: Path, assignment: str, student: str, *, submission_dir: Path, workdir: Path,
@@ -24,7 +25,7 @@ def fake_grade(course_root: Path, assignment: str, student: str, *, submission_d
     executed = workdir / f"{assignment}.ipynb"
     executed.write_text(json.dumps(nb))
     cells = {k: tuple(v) for k, v in fake["cells"].items()}
-    return SubmissionResult(student, assignment, fake.get("status", "graded"), cells, fake.get("messages", {}),
+    return SubmissionResult(student, assignment, fake.get("status", Status.GRADED), cells, fake.get("messages", {}),
                             list(fake.get("flags", [])), float(fake.get("seconds", 0.1)), f"fake log of {student}",
                             executed, bool(fake.get("regrade", False)))
 
@@ -43,7 +44,7 @@ def pg_result(student: str, k: int) -> SubmissionResult:
     """The k-th made-up result for ``student`` in 01 (scores vary with k; every 7th timed out)."""
     cells = {grade_id: (float((k + i) % (points + 1)), float(points)) for i, (grade_id, points) in
              enumerate(POINTS_01.items())}
-    status = "graded" if k % 7 else "timeout"
+    status = Status.GRADED if k % 7 else Status.TIMEOUT
     return SubmissionResult(student, "01_UNets", status, cells,
                             {g: f"{g} failed" for g, (s, m) in cells.items() if s < m},
                             ["flagged"] if k % 5 == 0 else [], 1.0, "", None)

@@ -19,7 +19,8 @@ import pytest
 from conftest import ROOT, report
 from course_harness import TempCourse, fill_in, graded_test_cells, nbgrader_meta, read, solution_path
 from grader.batch import Summary, Row, discover, expected_cost, folder_hash, grade_class, pack
-from grader.gradebook import course_settings, read_class
+from grader.course_config import course_settings
+from grader.gradebook import read_class
 
 A = "01_UNets"
 FAKE = "batch_helpers:fake_grade"

@@ -71,7 +71,8 @@ def test_two_writers_at_once_each_grade_arrives_exactly_once(postgres_url, tmp_p
     from nbgrader.api import Grade, Gradebook
     from sqlalchemy import text
 
-    from grader.gradebook import GradebookWriter, course_settings, ensure_assignment, read_class
+    from grader.course_config import course_settings
+    from grader.gradebook import GradebookWriter, ensure_assignment, read_class
 
     course = TempCourse(tmp_path / "course", [A])
     settings = course_settings(course.root, postgres_url)

@@ -4,7 +4,9 @@ the instructor's course and the students' homes. `make test-hub` runs the class 
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -99,3 +101,18 @@ def test_the_hub_lets_in_the_roster_and_opens_each_role_its_folder(tmp_path, mon
         assert spawner.environment["COURSE_HUB_PREFIX"] == str(layout.prefix)
         assert spawner.environment["COURSE_CHECKPOINT_DIR"].endswith(f"{name}/checkpoints")
         assert spawner.environment.get("VENV") == (str(layout.env) if role == "instructor" else None)
+
+
+def test_hub_stop_finds_the_class_servers_processes_by_their_prefix(tmp_path):
+    """What `make hub-stop` stops: every process whose environment names this prefix, and no other."""
+    layout, other = hubctl.Layout(tmp_path / "class"), hubctl.Layout(tmp_path / "class-2")
+    ours, theirs = (subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"],
+                                     env={**os.environ, "COURSE_HUB_PREFIX": str(prefix)})
+                    for prefix in (layout.prefix, other.prefix))
+    try:
+        assert ours.pid in hubctl.processes_of(layout) and theirs.pid not in hubctl.processes_of(layout)
+        assert hubctl.processes_of(other) == [theirs.pid]
+    finally:
+        for process in (ours, theirs):
+            process.kill()
+            process.wait()

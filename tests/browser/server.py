@@ -20,7 +20,10 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from grader.sandbox import processes_with_env
+
 ROOT = Path(__file__).resolve().parents[2]
+RUN_VARIABLE = "COURSE_BROWSER_TEST_RUN"  # in the environment of the server, make and the kernels they start
 
 
 def copy_course(dest: Path) -> Path:
@@ -45,20 +48,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def _pids_with_marker(marker: str) -> list[int]:
-    """Processes whose environment holds ``marker`` (the server, make, and the kernels they started)."""
-    needle = marker.encode()
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and int(entry.name) != os.getpid():
-            try:
-                if needle in (entry / "environ").read_bytes():
-                    found.append(int(entry.name))
-            except OSError:
-                pass
-    return found
 
 
 @dataclass
@@ -129,14 +118,14 @@ class LabServer:
 
     def stop(self) -> None:
         """Stop the server and everything it started, whatever state it is in."""
-        marker = self.env["COURSE_BROWSER_TEST_RUN"]
+        marker = self.env[RUN_VARIABLE]
         if self.process is not None and self.process.poll() is None:
             try:
                 os.killpg(self.process.pid, signal.SIGTERM)  # make and the server: kernels shut down cleanly
                 self.process.wait(timeout=30)
             except (ProcessLookupError, subprocess.TimeoutExpired):
                 pass
-        for pid in _pids_with_marker(marker):  # whatever survived (a hung kernel, a killed server)
+        for pid in processes_with_env(RUN_VARIABLE, marker):  # whatever survived (a hung kernel, a killed server)
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
@@ -162,7 +151,7 @@ def make_server(base: Path, extra_env: dict[str, str]) -> LabServer:
         "IPYTHONDIR": str(home / "ipython"),
         "PYTHONPATH": str(course),  # kernels import this copy's utils
         "PATH": str(Path(sys.prefix) / "bin") + os.pathsep + os.environ.get("PATH", ""),
-        "COURSE_BROWSER_TEST_RUN": "run-" + secrets.token_hex(8),
+        RUN_VARIABLE: "run-" + secrets.token_hex(8),
         "PYTHONUNBUFFERED": "1",
     })
     for name in ("JUPYTER_PATH", "MPLBACKEND"):  # a student's kernel draws inline, not to Agg

@@ -8,9 +8,7 @@ run's logins and folders; its log is kept in artifacts/hub/jupyterhub.log.
 """
 from __future__ import annotations
 
-import json
 import os
-import re
 import secrets
 import shutil
 import subprocess
@@ -20,15 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import expect
 
-from browser.conftest import Steps, chromium_executable, small_fashion_mnist
+from browser.chromium import fresh_folder, launched_chromium, offline_tab, shoot_failure
+from browser.conftest import small_fashion_mnist
 from browser.server import free_port
-from browser.ui import UI_TIMEOUT_MS
 from conftest import ROOT
 
 ARTIFACTS = ROOT / "artifacts" / "hub"
-expect.set_options(timeout=UI_TIMEOUT_MS)
 
 
 @dataclass
@@ -73,10 +69,8 @@ def write_roster(path: Path, tag: str) -> tuple[str, list[str]]:
 
 @pytest.fixture(scope="session")
 def artifacts() -> Path:
-    if ARTIFACTS.exists():
-        shutil.rmtree(ARTIFACTS)
-    ARTIFACTS.mkdir(parents=True)
-    return ARTIFACTS
+    """The screenshot folder, emptied at the start of a run."""
+    return fresh_folder(ARTIFACTS)
 
 
 @pytest.fixture(scope="session")
@@ -115,36 +109,21 @@ def class_server(artifacts):
 
 @pytest.fixture(scope="session")
 def browser(artifacts):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=chromium_executable(), headless=True)
+    with launched_chromium() as chromium:
         yield chromium
-        chromium.close()
 
 
 @pytest.fixture
 def tabs(browser, artifacts, request):
     """open(user) gives a fresh browser tab with its own cookies (one person) and numbered screenshots in
     artifacts/hub/<test>/<user>/NN-<step>.png; requests to hosts other than this machine are refused."""
-    contexts, pages = [], []
+    opened = []
 
     def open_tab(user: str):
-        context = browser.new_context(viewport={"width": 1400, "height": 900})
-        context.set_default_timeout(UI_TIMEOUT_MS)
-        context.route(re.compile(r"^https?://(?!127\.0\.0\.1|localhost)"), lambda route: route.abort())
-        page = context.new_page()
-        page.steps = Steps(page, artifacts / request.node.name / user)
-        contexts.append(context)
-        pages.append(page)
-        return page
+        opened.append(offline_tab(browser, artifacts / request.node.name / user))
+        return opened[-1]
 
     yield open_tab
-    if getattr(request.node, "failed_call", False):
-        for page in pages:
-            try:
-                page.steps.shot("failure")
-            except Exception:  # noqa: BLE001 (the page may be gone; the test's own error matters)
-                pass
-    for context in contexts:
-        context.close()
+    shoot_failure(request, opened)
+    for tab in opened:
+        tab.context.close()
