@@ -7,13 +7,15 @@ Two independent looks, so that defeating one is not enough:
   custom exception handlers, ``sys.modules``, builtins, import hooks, tracing, assigning to an
   attribute of a module (``torch.allclose = ...``, ``utils.grading.check = ...``), rebinding the
   checks' helpers, ``importlib.reload``, dynamic code (``exec``/``eval``/``compile``), writing to
-  the course's files, signalling other processes.
+  the course's files, signalling other processes. One rule a method of ``_Scanner``.
 - ``PROBE``: code the grader runs in the kernel before the first cell. It records the identity
   of every builtin, of the attributes of the modules the checks rely on (``torch``,
   ``torch.nn``, ``torch.nn.functional``, ``torch.Tensor``, ``nn.Module``, ``math``, ``utils.*``),
   of IPython's and the kernel's methods, the transformer and hook lists, and the code of the
   checks. After every cell the grader asks it, through ``user_expressions`` (which no input
   transformer sees), what changed. Hooks whose code was written in a cell are named.
+
+What the scanner watches is listed once, in ``grader.watchlist``.
 
 ``copied_utils`` finds answers that are the course's own ``utils`` code with names changed:
 definitions are compared after renaming every identifier by order of appearance and dropping
@@ -27,6 +29,9 @@ import functools
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+
+from grader.watchlist import (COURSE_PATH_WORDS, GRADER_WORDS, INTERNAL_MODULES, MODULE_NAMES, NETWORK_MODULES,
+                              SENSITIVE_STRINGS)
 
 HOOK_ATTRIBUTES = {
     "input_transformers_cleanup": "an IPython input transformer",
@@ -67,18 +72,15 @@ HOOK_ATTRIBUTES = {
 EVENT_METHODS = {"register", "unregister"}
 DYNAMIC_CODE = {"exec", "eval", "compile", "__import__", "globals", "vars", "setattr", "delattr"}
 SIGNALS = {"kill", "killpg", "pidfd_send_signal"}
-SENSITIVE_STRINGS = ("gradebook", "solutions/", "submitted/", "autograded/", "nbgrader_config", "grading.py",
-                     "site-packages", "BEGIN HIDDEN", "/proc/")
-COURSE_PATH_WORDS = ("utils", "grading", "gradebook", "solutions", "nbgrader_config", "submitted",
-                     ".venv", "site-packages", "judge", "autograded", "release", "/proc/")
 WRITE_CALLS = {"write_text", "write_bytes", "unlink", "rmtree", "remove", "rename", "replace",
                "copy", "copyfile", "copytree", "move", "symlink_to", "chmod", "truncate"}
 CHECK_HELPERS = {"check", "check_close", "check_defined_here", "check_fingerprint", "check_parameters",
                  "check_shape", "check_type", "count_parameters", "fill_deterministic", "wave_input",
                  "fingerprint", "isolated", "CheckFailed", "G", "_reference"}
-MODULE_ROOTS = {"torch", "nn", "F", "utils", "math", "sys", "builtins", "os", "np", "numpy", "IPython",
-                "ipykernel", "importlib", "einops", "grading", "basic_unet", "unet_utils", "ddpm_utils",
-                "functools", "types", "inspect", "gc", "warnings", "random"}
+LOCATING = {"__file__", "prefix", "base_prefix", "exec_prefix"}
+# IPython magics an honest notebook uses.
+ALLOWED_MAGICS = ("%matplotlib", "%time", "%%time", "%timeit", "%%timeit", "%load_ext autoreload", "%autoreload",
+                  "%pip", "%config")
 
 
 @dataclass
@@ -118,88 +120,133 @@ def _strip_magics(source: str) -> str:
     return "\n".join(lines)
 
 
-def scan_source(source: str, imported_modules: set[str] | None = None) -> list[Finding]:
-    """Constructs in one cell's code that reach for the grader. An empty list for honest code."""
-    findings: list[Finding] = []
-    text = _strip_magics(source)
-    for line_no, line in enumerate(source.splitlines(), 1):
-        stripped = line.lstrip()
-        if stripped.startswith(("%", "!")) and not stripped.startswith(("%matplotlib", "%time", "%%time",
-                                                                      "%timeit", "%%timeit", "%load_ext autoreload",
-                                                                      "%autoreload", "%pip", "%config")):
-            findings.append(Finding(line_no, f"IPython magic or shell command {stripped.split()[0]!r}"))
-    try:
-        tree = ast.parse(text)
-    except SyntaxError:
-        return findings  # it fails to run; its checks fail on their own
-    modules = set(MODULE_ROOTS) | set(imported_modules or ())
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.Import, ast.ImportFrom)):
-            for alias in node.names:
-                modules.add((alias.asname or alias.name).split(".")[0])
-    for node in ast.walk(tree):
-        line = getattr(node, "lineno", 0)
-        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+class _Scanner(ast.NodeVisitor):
+    """The rules for one cell's tree, one ``visit_*`` method a kind of node. ``scan`` visits the nodes
+    in ``ast.walk``'s order, each once (no method goes deeper), so findings come in reading order, by
+    depth. ``modules``: the names that stand for modules in the cell."""
+
+    def __init__(self, modules: set[str]):
+        self.modules = modules
+        self.findings: list[Finding] = []
+
+    def scan(self, tree: ast.AST) -> list[Finding]:
+        for node in ast.walk(tree):
+            self.visit(node)
+        return self.findings
+
+    def generic_visit(self, node: ast.AST) -> None:
+        """Nodes no rule is about (``scan`` walks the tree, not the visitor)."""
+
+    def found(self, node: ast.AST, what: str) -> None:
+        self.findings.append(Finding(getattr(node, "lineno", 0), what))
+
+    def visit_Constant(self, node: ast.Constant) -> None:
+        """A string that names the grader's files."""
+        if isinstance(node.value, str):
             hit = [w for w in SENSITIVE_STRINGS if w in node.value]
             if hit:
-                findings.append(Finding(line, f"names the grader's files ({hit[0]})"))
-        if isinstance(node, ast.Attribute) and node.attr in ("__file__", "prefix", "base_prefix", "exec_prefix") \
-                and _dotted(node).split(".")[0] in modules:
-            findings.append(Finding(line, f"locates the course's or the environment's files ({_dotted(node)})"))
-        if isinstance(node, ast.Attribute) and node.attr in HOOK_ATTRIBUTES and HOOK_ATTRIBUTES[node.attr]:
-            findings.append(Finding(line, f"reaches for {HOOK_ATTRIBUTES[node.attr]} ({_dotted(node)})"))
-        elif isinstance(node, ast.Attribute) and node.attr in EVENT_METHODS and "events" in _dotted(node):
-            findings.append(Finding(line, f"registers an IPython event hook ({_dotted(node)})"))
-        elif isinstance(node, ast.Attribute) and node.attr == "modules" and _dotted(node).endswith("sys.modules"):
-            findings.append(Finding(line, "reaches into sys.modules"))
-        elif isinstance(node, ast.Name) and node.id in ("builtins", "__builtins__"):
-            findings.append(Finding(line, f"reaches for builtins ({node.id})"))
-        elif isinstance(node, ast.alias) and node.name.split(".")[0] in (
-                "builtins", "ctypes", "gc", "inspect", "importlib", "socket", "urllib", "requests", "http",
-                "sqlite3", "signal", "IPython", "ipykernel", "zmq", "jupyter_client", "nbgrader", "grader"):
-            findings.append(Finding(line, f"imports {node.name}"))
-        elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] in (
-                "builtins", "ctypes", "gc", "inspect", "importlib", "IPython", "ipykernel", "nbgrader", "grader"):
-            findings.append(Finding(line, f"imports from {node.module}"))
-        elif isinstance(node, ast.Call):
-            name = _dotted(node.func)
-            last = name.rsplit(".", 1)[-1]
-            if name in DYNAMIC_CODE:
-                findings.append(Finding(line, f"runs or changes code dynamically ({name})"))
-            elif last in SIGNALS and name.startswith("os."):
-                findings.append(Finding(line, f"signals another process ({name})"))
-            elif last in WRITE_CALLS or last == "open" or name == "open":
-                mentioned = " ".join(_strings(node)).lower()
-                writes = last != "open" or any(
-                    isinstance(a, ast.Constant) and isinstance(a.value, str) and any(m in a.value for m in "wax+")
-                    for a in node.args[1:2]) or any(k.arg == "mode" for k in node.keywords)
-                if writes and any(word in mentioned for word in COURSE_PATH_WORDS):
-                    findings.append(Finding(line, f"writes to the course's files ({name})"))
-                elif name == "open" and any(w in mentioned for w in ("solutions", "gradebook", "submitted",
-                                                                     "autograded", "nbgrader_config")):
-                    findings.append(Finding(line, f"reads the grader's files ({name})"))
-        elif isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Delete)):
-            targets = node.targets if isinstance(node, (ast.Assign, ast.Delete)) else [node.target]
-            for target in targets:
-                for sub in ast.walk(target):
-                    if isinstance(sub, ast.Attribute):
-                        root = _dotted(sub).split(".")[0]
-                        if root in modules:
-                            findings.append(Finding(line, f"changes a module's attribute ({_dotted(sub)})"))
-                    elif isinstance(sub, ast.Name) and sub.id in CHECK_HELPERS and isinstance(sub.ctx, (ast.Store, ast.Del)):
-                        findings.append(Finding(line, f"rebinds the checks' helper {sub.id}"))
-        elif isinstance(node, (ast.FunctionDef, ast.ClassDef, ast.AsyncFunctionDef)) and node.name in CHECK_HELPERS:
-            findings.append(Finding(line, f"redefines the checks' helper {node.name}"))
-        elif isinstance(node, (ast.Global, ast.Nonlocal)):
-            for name in node.names:
-                if name in CHECK_HELPERS:
-                    findings.append(Finding(line, f"rebinds the checks' helper {name}"))
-    unique, seen = [], set()
-    for f in findings:
-        if (f.line, f.what) not in seen:
-            seen.add((f.line, f.what))
-            unique.append(f)
-    return unique
+                self.found(node, f"names the grader's files ({hit[0]})")
+
+    def visit_Attribute(self, node: ast.Attribute) -> None:
+        """``module.__file__`` and ``sys.prefix`` (where files are); IPython's, the kernel's and the
+        interpreter's hooks, IPython's events, ``sys.modules``."""
+        dotted = _dotted(node)
+        if node.attr in LOCATING and dotted.split(".")[0] in self.modules:
+            self.found(node, f"locates the course's or the environment's files ({dotted})")
+        if HOOK_ATTRIBUTES.get(node.attr):
+            self.found(node, f"reaches for {HOOK_ATTRIBUTES[node.attr]} ({dotted})")
+        elif node.attr in EVENT_METHODS and "events" in dotted:
+            self.found(node, f"registers an IPython event hook ({dotted})")
+        elif node.attr == "modules" and dotted.endswith("sys.modules"):
+            self.found(node, "reaches into sys.modules")
+
+    def visit_Name(self, node: ast.Name) -> None:
+        """The builtins module, under either name."""
+        if node.id in ("builtins", "__builtins__"):
+            self.found(node, f"reaches for builtins ({node.id})")
+
+    def visit_alias(self, node: ast.alias) -> None:
+        """``import X`` (and the names of ``from ... import X``) of a module answers never need."""
+        if node.name.split(".")[0] in INTERNAL_MODULES + NETWORK_MODULES:
+            self.found(node, f"imports {node.name}")
+
+    def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
+        """``from X import ...`` of the interpreter's, the kernel's or the grader's insides."""
+        if (node.module or "").split(".")[0] in INTERNAL_MODULES:
+            self.found(node, f"imports from {node.module}")
+
+    def visit_Call(self, node: ast.Call) -> None:
+        """Dynamic code, signals to other processes, writing (or opening to read) the course's files."""
+        name = _dotted(node.func)
+        last = name.rsplit(".", 1)[-1]
+        if name in DYNAMIC_CODE:
+            self.found(node, f"runs or changes code dynamically ({name})")
+        elif last in SIGNALS and name.startswith("os."):
+            self.found(node, f"signals another process ({name})")
+        elif last in WRITE_CALLS or last == "open":
+            mentioned = " ".join(_strings(node)).lower()
+            mode = any(isinstance(a, ast.Constant) and isinstance(a.value, str) and any(m in a.value for m in "wax+")
+                       for a in node.args[1:2]) or any(k.arg == "mode" for k in node.keywords)
+            if (last != "open" or mode) and any(word in mentioned for word in COURSE_PATH_WORDS):
+                self.found(node, f"writes to the course's files ({name})")
+            elif name == "open" and any(word in mentioned for word in GRADER_WORDS):
+                self.found(node, f"reads the grader's files ({name})")
+
+    def visit_Assign(self, node: ast.Assign | ast.AugAssign | ast.AnnAssign | ast.Delete) -> None:
+        """Assigning to (or deleting) a module's attribute or one of the checks' helpers."""
+        targets = node.targets if isinstance(node, (ast.Assign, ast.Delete)) else [node.target]
+        for target in targets:
+            for sub in ast.walk(target):
+                if isinstance(sub, ast.Attribute) and _dotted(sub).split(".")[0] in self.modules:
+                    self.found(node, f"changes a module's attribute ({_dotted(sub)})")
+                elif isinstance(sub, ast.Name) and sub.id in CHECK_HELPERS and isinstance(sub.ctx, (ast.Store, ast.Del)):
+                    self.found(node, f"rebinds the checks' helper {sub.id}")
+
+    visit_AugAssign = visit_AnnAssign = visit_Delete = visit_Assign
+
+    def visit_FunctionDef(self, node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) -> None:
+        """A function or a class named like one of the checks' helpers."""
+        if node.name in CHECK_HELPERS:
+            self.found(node, f"redefines the checks' helper {node.name}")
+
+    visit_AsyncFunctionDef = visit_ClassDef = visit_FunctionDef
+
+    def visit_Global(self, node: ast.Global | ast.Nonlocal) -> None:
+        """``global check``: the way to rebind a helper from inside a function."""
+        for name in node.names:
+            if name in CHECK_HELPERS:
+                self.found(node, f"rebinds the checks' helper {name}")
+
+    visit_Nonlocal = visit_Global
+
+
+def _magics(source: str) -> list[Finding]:
+    """IPython magics and shell commands, but those an honest notebook uses."""
+    findings = []
+    for line_no, line in enumerate(source.splitlines(), 1):
+        stripped = line.lstrip()
+        if stripped.startswith(("%", "!")) and not stripped.startswith(ALLOWED_MAGICS):
+            findings.append(Finding(line_no, f"IPython magic or shell command {stripped.split()[0]!r}"))
+    return findings
+
+
+def _imported_names(tree: ast.AST) -> set[str]:
+    """The names the cell's imports bind (``import torch.nn as tnn``: ``tnn``)."""
+    return {(alias.asname or alias.name).split(".")[0] for node in ast.walk(tree)
+            if isinstance(node, (ast.Import, ast.ImportFrom)) for alias in node.names}
+
+
+def scan_source(source: str, imported_modules: set[str] | None = None) -> list[Finding]:
+    """Constructs in one cell's code that reach for the grader. An empty list for honest code.
+    ``imported_modules``: names that stand for modules beyond ``MODULE_NAMES`` and the cell's imports."""
+    findings = _magics(source)
+    try:
+        tree = ast.parse(_strip_magics(source))
+    except SyntaxError:
+        return findings  # it fails to run; its checks fail on their own
+    modules = MODULE_NAMES | set(imported_modules or ()) | _imported_names(tree)
+    findings += _Scanner(modules).scan(tree)
+    return list({(f.line, f.what): f for f in findings}.values())
 
 
 # ---------------------------------------------------------------- the in-kernel probe
