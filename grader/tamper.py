@@ -8,14 +8,13 @@ Two independent looks, so that defeating one is not enough:
   attribute of a module (``torch.allclose = ...``, ``utils.grading.check = ...``), rebinding the
   checks' helpers, ``importlib.reload``, dynamic code (``exec``/``eval``/``compile``), writing to
   the course's files, signalling other processes. One rule a method of ``_Scanner``.
-- ``PROBE``: code the grader runs in the kernel before the first cell. It records the identity
-  of every builtin, of the attributes of the modules the checks rely on (``torch``,
-  ``torch.nn``, ``torch.nn.functional``, ``torch.Tensor``, ``nn.Module``, ``math``, ``utils.*``),
-  of IPython's and the kernel's methods, the transformer and hook lists, and the code of the
-  checks. After every cell the grader asks it, through ``user_expressions`` (which no input
-  transformer sees), what changed. Hooks whose code was written in a cell are named.
+- ``grader.probe``: code the grader runs in the kernel before the first cell (``probe_install_code``).
+  It records the identity of every builtin, of the attributes of the watched modules, of IPython's
+  and the kernel's methods, the transformer and hook lists, and the code of the checks. After every
+  cell the grader asks it, through ``user_expressions`` (which no input transformer sees), what
+  changed (``probe_expression``). Hooks whose code was written in a cell are named.
 
-What the scanner watches is listed once, in ``grader.watchlist``.
+What is watched is listed once, in ``grader.watchlist``: the scanner reads it, the probe receives it.
 
 ``copied_utils`` finds answers that are the course's own ``utils`` code with names changed:
 definitions are compared after renaming every identifier by order of appearance and dropping
@@ -30,8 +29,11 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from grader import kernel_code
 from grader.watchlist import (COURSE_PATH_WORDS, GRADER_WORDS, INTERNAL_MODULES, MODULE_NAMES, NETWORK_MODULES,
-                              SENSITIVE_STRINGS)
+                              PROBE_SENSITIVE_PATHS, SENSITIVE_STRINGS, WATCHED_MODULES)
+
+PROBE_SOURCE = Path(__file__).with_name("probe.py")
 
 HOOK_ATTRIBUTES = {
     "input_transformers_cleanup": "an IPython input transformer",
@@ -251,200 +253,6 @@ def scan_source(source: str, imported_modules: set[str] | None = None) -> list[F
 
 # ---------------------------------------------------------------- the in-kernel probe
 
-PROBE = r'''
-def __course_probe_install(name, cell_dirs):
-    import builtins, sys, types, hashlib, importlib
-    ip = get_ipython()
-    kernel = getattr(ip, "kernel", None)
-    _id, _len, _isinstance, _getattr, _sorted, _vars, _list = id, len, isinstance, getattr, sorted, vars, list
-    _startswith = str.startswith
-    watched_modules = ("torch", "torch.nn", "torch.nn.functional", "math", "utils", "utils.grading",
-                       "utils.basic_unet", "utils.unet_utils", "utils.ddpm_utils", "utils.guidance", "utils.blocks",
-                       "utils.timesteps", "utils.fast", "einops",
-                       "importlib", "types", "IPython.core.interactiveshell")
-    def classes():
-        import torch
-        found = [torch.Tensor, torch.nn.Module, type(ip)] + _list(type(ip).__mro__) + _list(type(kernel).__mro__ if kernel else [])
-        for value in _list(_vars(torch.nn).values()):
-            if _isinstance(value, type):
-                found.append(value)
-        return found
-    def code_of(value):
-        code = _getattr(value, "__code__", None)
-        if code is None:
-            code = _getattr(_getattr(value, "__func__", None), "__code__", None)
-        if not _isinstance(code, types.CodeType):
-            return None
-        return hashlib.sha1(code.co_code + repr(code.co_consts).encode() + repr(code.co_names).encode()).hexdigest()
-    def module_state(module):
-        state = {}
-        for key, value in _list(_vars(module).items()):
-            state[key] = (_id(value), code_of(value))
-        return state
-    def cell_defined(value):
-        for candidate in (value, _getattr(value, "__call__", None), _getattr(value, "__func__", None),
-                          _getattr(value, "func", None), _getattr(type(value), "__call__", None)):
-            code = _getattr(candidate, "__code__", None)
-            if _isinstance(code, types.CodeType) and any(_startswith(code.co_filename, d) for d in cell_dirs):
-                return True
-        for attr in ("transform", "visit", "visit_Module", "__call__"):
-            code = _getattr(_getattr(type(value), attr, None), "__code__", None)
-            if _isinstance(code, types.CodeType) and any(_startswith(code.co_filename, d) for d in cell_dirs):
-                return True
-        return False
-    def snapshot():
-        state = {"builtins": {k: _id(v) for k, v in _list(_vars(builtins).items())}}
-        for m in watched_modules:
-            module = sys.modules.get(m)
-            if module is not None:
-                state["module " + m] = module_state(module)
-        for cls in classes():
-            state["class " + cls.__module__ + "." + cls.__qualname__] = {k: _id(v) for k, v in _list(_vars(cls).items())}
-            live["class " + cls.__module__ + "." + cls.__qualname__] = cls
-        state["modules"] = {k: _id(v) for k, v in _list(sys.modules.items())}
-        state["shell attributes"] = {k: _id(v) for k, v in _list(_vars(ip).items()) if callable(v)}
-        state["kernel attributes"] = {k: _id(v) for k, v in _list(_vars(kernel).items()) if callable(v)} if kernel else {}
-        return state
-    managed = {"exit", "quit", "get_ipython", "input", "raw_input", "getpass", "display", "help", "_",
-               "__IPYTHON__", "copyright", "credits", "license", "dreload", "runfile"}
-    import os
-    _abspath, _fsdecode = os.path.abspath, os.fsdecode
-    allowed = (os.path.realpath(os.getcwd()), os.getcwd(), "/tmp", "/dev/")
-    sensitive = ("gradebook", "/solutions/", "/submitted/", "/autograded/", "nbgrader_config", "/source/")
-    write_flags = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
-    path_events = {"os.remove", "os.rename", "os.rmdir", "os.chmod", "os.chown", "os.truncate", "os.link",
-                   "os.symlink", "os.mkdir", "shutil.rmtree", "shutil.move", "shutil.copyfile", "os.utime"}
-    accesses = []
-    def audit(event, args):
-        if event != "open" and event not in path_events and event not in ("socket.connect", "sys.addaudithook"):
-            return
-        if _len(accesses) >= 10:
-            return
-        try:
-            if event == "socket.connect":
-                address = args[1]
-                if not (_isinstance(address, (str, bytes))):  # Unix sockets are the kernel's own
-                    accesses.append("connects to " + repr(address)[:60])
-                return
-            if event == "sys.addaudithook":
-                accesses.append("adds an audit hook")
-                return
-            target = args[0]
-            if not _isinstance(target, (str, bytes)) or not target:
-                return
-            path = _abspath(_fsdecode(target))
-            if event == "open":
-                mode, flags = args[1], args[2] if _len(args) > 2 else 0
-                writing = (mode is not None and any(c in mode for c in "wax+")) or \
-                    (mode is None and _isinstance(flags, int) and flags & write_flags)
-            else:
-                writing = True
-            if _startswith(path, allowed):
-                return
-            if writing:
-                accesses.append(("writes " if event == "open" else event + " ") + path)
-            elif any(w in path for w in sensitive):
-                accesses.append("opens " + path)
-        except Exception:
-            pass
-    sys.addaudithook(audit)
-    live = {}
-    base = snapshot()
-    def current(part, key):
-        if _startswith(part, "module "):
-            module = sys.modules.get(part[7:])
-            return _vars(module).get(key) if module is not None else None
-        if part in live:
-            return _vars(live[part]).get(key)
-        return None
-    def library_part(part):
-        return (_startswith(part, "module ") or _startswith(part, "class ")) and not _startswith(part, "module utils") \
-            and not _startswith(part, "class utils")
-    def foreign(part, value):
-        """A library attribute replaced by code written in a cell, or by something from elsewhere."""
-        if cell_defined(value):
-            return True
-        owner = part.split(" ", 1)[1].split(".")[0]
-        origin = _getattr(value, "__module__", None) or ""
-        if callable(value) and origin and not _startswith(origin, owner) and origin not in ("builtins",):
-            return origin == "__main__"
-        return False
-    def hooks():
-        found = []
-        lists = {"input transformer": ip.input_transformers_cleanup + ip.input_transformers_post
-                 + _list(_getattr(ip.input_transformer_manager, "cleanup_transforms", []))
-                 + _list(_getattr(ip.input_transformer_manager, "line_transforms", [])),
-                 "AST transformer": _list(ip.ast_transformers),
-                 "import hook": _list(sys.meta_path) + _list(sys.path_hooks)}
-        for event, callbacks in ip.events.callbacks.items():
-            lists["'" + event + "' event hook"] = _list(callbacks)
-        for kind, items in lists.items():
-            for item in items:
-                if cell_defined(item):
-                    found.append(kind + " written in a cell")
-        if ip.custom_exceptions:
-            found.append("custom exception handler")
-        for hook_name in ("excepthook", "displayhook"):
-            if cell_defined(_getattr(sys, hook_name)):
-                found.append("sys." + hook_name + " replaced")
-        if sys.gettrace() is not None and cell_defined(sys.gettrace()):
-            found.append("a trace function")
-        if sys.getprofile() is not None and cell_defined(sys.getprofile()):
-            found.append("a profile function")
-        return found
-    def compare():
-        now = snapshot()
-        changed = []
-        for part, before in base.items():
-            after = now.get(part, {})
-            lax = part in ("modules",)
-            for key, value in before.items():
-                if part == "builtins" and key in managed:
-                    continue
-                if key.startswith("__") and key.endswith("__") and key not in ("__import__", "__build_class__", "__code__", "__file__", "__call__", "__init__", "__getattr__"):
-                    continue
-                if key not in after:
-                    changed.append(part + ": " + key + " removed")
-                elif after[key] != value and not lax:
-                    old, new = value, after[key]
-                    if _isinstance(old, tuple) and old[1] is not None and old[1] == new[1]:
-                        continue  # reloaded, same code
-                    if library_part(part) and not foreign(part, current(part, key)):
-                        continue  # the library rewrapped its own function (torch does, lazily)
-                    changed.append(part + ": " + key + " replaced")
-                elif lax and after[key] != value and not _startswith(key, "_"):
-                    changed.append(part + ": " + key + " replaced")
-            if part == "builtins":
-                for key in after:
-                    if key not in before and key not in managed:
-                        changed.append("builtins: " + key + " added")
-        return changed
-    class Probe:
-        def __call__(self):
-            return tuple(sorted(set(compare() + hooks() + ["file or network access: " + a for a in accesses])))[:20]
-    sys.modules[name] = types.ModuleType(name)
-    sys.modules[name].probe = Probe()
-__course_probe_install({name!r}, {cell_dirs!r})
-del __course_probe_install
-'''
-
-PRELOAD = """\
-def __course_preload():
-    # The course's and the libraries' modules come from the environment, never from files the
-    # submission put in its folder (which is on the path, first, once the kernel runs).
-    import os, sys
-    saved, cwd = list(sys.path), os.getcwd()
-    sys.path[:] = [p for p in sys.path if p not in ("", ".", cwd)]
-    try:
-        import torch, torch.nn, torch.nn.functional, math, einops, matplotlib, matplotlib.pyplot
-        import utils, utils.grading
-    finally:
-        sys.path[:] = saved
-__course_preload()
-del __course_preload
-"""
-
-
 def cell_dirs() -> list[str]:
     """How the file names of code compiled from a notebook's cells begin, in the kernel."""
     import tempfile
@@ -454,11 +262,14 @@ def cell_dirs() -> list[str]:
 
 
 def probe_install_code(name: str) -> str:
-    """Code that preloads what the checks use and installs the probe under ``sys.modules[name]``."""
-    return PRELOAD + PROBE.replace("{name!r}", repr(name)).replace("{cell_dirs!r}", repr(cell_dirs()))
+    """Code that preloads what the checks use and installs ``grader.probe`` as ``sys.modules[name]``, its
+    probe taking the kernel's first snapshot."""
+    args = [cell_dirs(), list(WATCHED_MODULES), list(PROBE_SENSITIVE_PATHS)]
+    return kernel_code.install_code(name, PROBE_SOURCE, "install", args, "probe")
 
 
 def probe_expression(name: str) -> str:
+    """What changed in the kernel since the probe was installed (a tuple of lines; empty: nothing)."""
     return f"__import__('sys').modules[{name!r}].probe()"
 
 

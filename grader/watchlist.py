@@ -1,7 +1,9 @@
-"""What the grader watches, listed once: read by the scanner (``grader.tamper.scan_source``)."""
+"""What the grader watches, listed once: read by the scanner (``grader.tamper.scan_source``), handed to
+the probe in the kernel (``grader.probe``) as data.
+"""
 
-# Modules whose attributes the checks rely on: the scanner flags assigning to an attribute of any of
-# them (``MODULE_NAMES``).
+# Modules whose attributes the checks rely on: the probe records them in the kernel; the scanner
+# flags assigning to an attribute of any of them (``MODULE_NAMES``).
 WATCHED_MODULES = ("torch", "torch.nn", "torch.nn.functional", "math", "utils", "utils.grading",
                    "utils.basic_unet", "utils.unet_utils", "utils.ddpm_utils", "utils.guidance", "utils.blocks",
                    "utils.timesteps", "utils.fast", "einops", "importlib", "types", "IPython.core.interactiveshell")
@@ -24,3 +26,5 @@ ENVIRONMENT_PATHS = ("site-packages", "/proc/")
 SENSITIVE_STRINGS = GRADER_PATHS + ("grading.py",) + ENVIRONMENT_PATHS + ("BEGIN HIDDEN",)
 # Words of the paths a cell must not write to: the grader's, the course's, the environment's.
 COURSE_PATH_WORDS = GRADER_WORDS + ("utils", "grading", ".venv", "judge", "release") + ENVIRONMENT_PATHS
+# Paths the probe's audit hook reports an opening of (in the kernel, every path is absolute).
+PROBE_SENSITIVE_PATHS = tuple("/" + p if p.endswith("/") else p for p in GRADER_PATHS) + ("/source/",)

@@ -178,6 +178,17 @@ def test_names_imported_by_earlier_cells_stand_for_modules():
         ["changes a module's attribute (blocks.weight) (line 1)"]
 
 
+def test_the_scanner_and_the_probe_share_one_watch_list():
+    from grader import watchlist
+
+    code = tamper.probe_install_code("_course_probe_test")
+    assert repr(list(watchlist.WATCHED_MODULES)) in code and repr(list(watchlist.PROBE_SENSITIVE_PATHS)) in code
+    assert {m.split(".")[0] for m in watchlist.WATCHED_MODULES} <= watchlist.MODULE_NAMES
+    for module in watchlist.WATCHED_MODULES:  # every watched module's attribute is a finding
+        alias = module.split(".")[0]
+        assert tamper.scan_source(f"{module}.anything = None"), module
+        assert tamper.scan_source(f"{alias}.anything = None"), alias
+
 
 def test_utils_code_with_names_changed_is_recognised():
     source = (ROOT / "utils" / "basic_unet.py").read_text()
