@@ -19,6 +19,8 @@ import ast
 import functools
 from pathlib import Path
 
+from grader import kernel_code
+
 # Answers whose finished version has another name: the name the answer defines -> targets.
 RENAMED = {
     "make_schedule": ("utils.ddpm_utils:DDPM.__init__",),      # 02: DDPM computes the schedule
@@ -92,17 +94,7 @@ def answer_table(cells: dict[str, str], utils_dir: Path) -> dict[str, dict]:
 def install_code(name: str, table: dict[str, dict], trusted_sources: list[str], cell_prefixes: list[str]) -> str:
     """Code that installs the watch in the kernel as ``sys.modules[name].watch`` (its code's file name is
     ``<course-watch>``, so its frames are never the student's)."""
-    source = KERNEL_SOURCE.read_text()
-    return (
-        "def __course_watch_install(name, source, table, trusted, prefixes):\n"
-        "    import sys, types\n"
-        "    module = types.ModuleType(name)\n"
-        "    exec(compile(source, '<course-watch>', 'exec'), module.__dict__)\n"
-        "    module.watch = module.Watch(table, trusted, prefixes)\n"
-        "    sys.modules[name] = module\n"
-        f"__course_watch_install({name!r}, {source!r}, {table!r}, {trusted_sources!r}, {cell_prefixes!r})\n"
-        "del __course_watch_install\n"
-    )
+    return kernel_code.install_code(name, KERNEL_SOURCE, "Watch", [table, trusted_sources, cell_prefixes], "watch")
 
 
 def begin_expression(name: str, gid: str, inspect: bool) -> str:

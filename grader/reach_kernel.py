@@ -279,6 +279,7 @@ class _Walk:
         return getattr(fn, "__module__", None) == "__main__"
 
     def _visit(self, obj, path, depth):
+        """The first finished thing ``obj`` is, holds or reaches (a line that says how), or None."""
         if id(obj) in self.finished.objects:
             return f"{path} is {self.finished.objects[id(obj)]}"
         if depth > 8 or id(obj) in self.seen or len(self.seen) > _MAX_NODES:
@@ -290,63 +291,52 @@ class _Walk:
             known = self.finished.code_label(obj)
             return f"{path} runs the code of {known[2]}" if known else None
         if isinstance(obj, type):
-            for base in obj.__mro__[1:]:
-                if id(base) in self.finished.objects:
-                    return f"{path} derives from {self.finished.objects[id(base)]}"
-            if obj.__module__ == "__main__" or any(self._own(f) for v in vars(obj).values() for f in _functions_of(v)):
-                for key, value in list(vars(obj).items()):
-                    if key in ("__dict__", "__weakref__", "__doc__", "__module__", "__qualname__"):
-                        continue
-                    hit = self._visit(value, f"{path}.{key}", depth + 1)
-                    if hit:
-                        return hit
-            return None
+            return self._visit_class(obj, path, depth)
         if isinstance(obj, types.FunctionType):
-            hit = self._visit(obj.__code__, path, depth + 1)
-            if hit or not self._own(obj):
+            return self._visit_function(obj, path, depth)
+        parts = _parts(obj, path)
+        return self._first(parts, depth) if parts is not None else self._visit_instance(obj, path, depth)
+
+    def _first(self, parts, depth):
+        """The first hit among ``parts`` ((value, path) pairs), one level deeper."""
+        for value, path in parts:
+            hit = self._visit(value, path, depth + 1)
+            if hit:
                 return hit
-            parts = [(c.cell_contents, "a variable it closes over") for c in (obj.__closure__ or ())
-                     if _filled(c)]
-            parts += [(v, "a default argument") for v in (obj.__defaults__ or ())]
-            parts += [(v, "a default argument") for v in (obj.__kwdefaults__ or {}).values()]
-            parts += [(v, "an attribute") for v in vars(obj).values()]
-            names = _code_names(obj.__code__)
-            for name in sorted(names):
-                if name in obj.__globals__:
-                    parts.append((obj.__globals__[name], f"the global {name}"))
-            for value, how in parts:
-                hit = self._attribute_hit(value, names, path, how) or self._visit(value, f"{path} ({how})", depth + 1)
-                if hit:
-                    return hit
-            return None
-        if isinstance(obj, (staticmethod, classmethod)):
-            return self._visit(obj.__func__, path, depth + 1)
-        if isinstance(obj, property):
-            for fn in (obj.fget, obj.fset, obj.fdel):
-                hit = fn is not None and self._visit(fn, path, depth + 1)
-                if hit:
-                    return hit
-            return None
-        if isinstance(obj, (functools.partial, functools.partialmethod)):
-            for value in (obj.func, *obj.args, *(obj.keywords or {}).values()):
-                hit = self._visit(value, f"{path} (a partial)", depth + 1)
-                if hit:
-                    return hit
-            return None
-        if isinstance(obj, types.MethodType):
-            return self._visit(obj.__func__, path, depth + 1) or self._visit(obj.__self__, path, depth + 1)
-        if isinstance(obj, dict):
-            for value in list(obj.values())[:200]:
-                hit = self._visit(value, path, depth + 1)
-                if hit:
-                    return hit
-            return None
-        if isinstance(obj, (list, tuple, set, frozenset)):
-            for value in list(obj)[:200]:
-                hit = self._visit(value, path, depth + 1)
-                if hit:
-                    return hit
-            return None
+        return None
+
+    def _visit_class(self, cls, path, depth):
+        """A finished base; else, for a class written by the student, what its attributes reach."""
+        for base in cls.__mro__[1:]:
+            if id(base) in self.finished.objects:
+                return f"{path} derives from {self.finished.objects[id(base)]}"
+        if cls.__module__ == "__main__" or any(self._own(f) for v in vars(cls).values() for f in _functions_of(v)):
+            return self._first([(value, f"{path}.{key}") for key, value in list(vars(cls).items())
+                                if key not in ("__dict__", "__weakref__", "__doc__", "__module__", "__qualname__")],
+                               depth)
+        return None
+
+    def _visit_function(self, fn, path, depth):
+        """Finished code; else, for the student's function, what its closure, defaults and globals reach."""
+        hit = self._visit(fn.__code__, path, depth + 1)
+        if hit or not self._own(fn):
+            return hit
+        parts = [(c.cell_contents, "a variable it closes over") for c in (fn.__closure__ or ()) if _filled(c)]
+        parts += [(v, "a default argument") for v in (fn.__defaults__ or ())]
+        parts += [(v, "a default argument") for v in (fn.__kwdefaults__ or {}).values()]
+        parts += [(v, "an attribute") for v in vars(fn).values()]
+        names = _code_names(fn.__code__)
+        for name in sorted(names):
+            if name in fn.__globals__:
+                parts.append((fn.__globals__[name], f"the global {name}"))
+        for value, how in parts:
+            hit = self._attribute_hit(value, names, path, how) or self._visit(value, f"{path} ({how})", depth + 1)
+            if hit:
+                return hit
+        return None
+
+    def _visit_instance(self, obj, path, depth):
+        """An instance of a finished class; else what its class (if the student's) and its state reach."""
         kind = type(obj)
         for finished_class in self.finished.classes:
             if isinstance(obj, finished_class):
@@ -393,3 +383,18 @@ def _filled(cell) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _parts(obj, path):
+    """What a wrapper or a container holds, as (value, path) pairs; None for anything else."""
+    if isinstance(obj, (staticmethod, classmethod)):
+        return [(obj.__func__, path)]
+    if isinstance(obj, property):
+        return [(fn, path) for fn in (obj.fget, obj.fset, obj.fdel) if fn is not None]
+    if isinstance(obj, (functools.partial, functools.partialmethod)):
+        return [(value, f"{path} (a partial)") for value in (obj.func, *obj.args, *(obj.keywords or {}).values())]
+    if isinstance(obj, types.MethodType):
+        return [(obj.__func__, path), (obj.__self__, path)]
+    if isinstance(obj, (dict, list, tuple, set, frozenset)):
+        return [(value, path) for value in list(obj.values() if isinstance(obj, dict) else obj)[:200]]
+    return None

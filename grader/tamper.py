@@ -7,13 +7,14 @@ Two independent looks, so that defeating one is not enough:
   custom exception handlers, ``sys.modules``, builtins, import hooks, tracing, assigning to an
   attribute of a module (``torch.allclose = ...``, ``utils.grading.check = ...``), rebinding the
   checks' helpers, ``importlib.reload``, dynamic code (``exec``/``eval``/``compile``), writing to
-  the course's files, signalling other processes.
-- ``PROBE``: code the grader runs in the kernel before the first cell. It records the identity
-  of every builtin, of the attributes of the modules the checks rely on (``torch``,
-  ``torch.nn``, ``torch.nn.functional``, ``torch.Tensor``, ``nn.Module``, ``math``, ``utils.*``),
-  of IPython's and the kernel's methods, the transformer and hook lists, and the code of the
-  checks. After every cell the grader asks it, through ``user_expressions`` (which no input
-  transformer sees), what changed. Hooks whose code was written in a cell are named.
+  the course's files, signalling other processes. One rule a method of ``_Scanner``.
+- ``grader.probe``: code the grader runs in the kernel before the first cell (``probe_install_code``).
+  It records the identity of every builtin, of the attributes of the watched modules, of IPython's
+  and the kernel's methods, the transformer and hook lists, and the code of the checks. After every
+  cell the grader asks it, through ``user_expressions`` (which no input transformer sees), what
+  changed (``probe_expression``). Hooks whose code was written in a cell are named.
+
+What is watched is listed once, in ``grader.watchlist``: the scanner reads it, the probe receives it.
 
 ``copied_utils`` finds answers that are the course's own ``utils`` code with names changed:
 definitions are compared after renaming every identifier by order of appearance and dropping
@@ -27,6 +28,12 @@ import functools
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+
+from grader import kernel_code
+from grader.watchlist import (COURSE_PATH_WORDS, GRADER_WORDS, INTERNAL_MODULES, MODULE_NAMES, NETWORK_MODULES,
+                              PROBE_SENSITIVE_PATHS, SENSITIVE_STRINGS, WATCHED_MODULES)
+
+PROBE_SOURCE = Path(__file__).with_name("probe.py")
 
 HOOK_ATTRIBUTES = {
     "input_transformers_cleanup": "an IPython input transformer",
@@ -67,18 +74,15 @@ HOOK_ATTRIBUTES = {
 EVENT_METHODS = {"register", "unregister"}
 DYNAMIC_CODE = {"exec", "eval", "compile", "__import__", "globals", "vars", "setattr", "delattr"}
 SIGNALS = {"kill", "killpg", "pidfd_send_signal"}
-SENSITIVE_STRINGS = ("gradebook", "solutions/", "submitted/", "autograded/", "nbgrader_config", "grading.py",
-                     "site-packages", "BEGIN HIDDEN", "/proc/")
-COURSE_PATH_WORDS = ("utils", "grading", "gradebook", "solutions", "nbgrader_config", "submitted",
-                     ".venv", "site-packages", "judge", "autograded", "release", "/proc/")
 WRITE_CALLS = {"write_text", "write_bytes", "unlink", "rmtree", "remove", "rename", "replace",
                "copy", "copyfile", "copytree", "move", "symlink_to", "chmod", "truncate"}
 CHECK_HELPERS = {"check", "check_close", "check_defined_here", "check_fingerprint", "check_parameters",
                  "check_shape", "check_type", "count_parameters", "fill_deterministic", "wave_input",
                  "fingerprint", "isolated", "CheckFailed", "G", "_reference"}
-MODULE_ROOTS = {"torch", "nn", "F", "utils", "math", "sys", "builtins", "os", "np", "numpy", "IPython",
-                "ipykernel", "importlib", "einops", "grading", "basic_unet", "unet_utils", "ddpm_utils",
-                "functools", "types", "inspect", "gc", "warnings", "random"}
+LOCATING = {"__file__", "prefix", "base_prefix", "exec_prefix"}
+# IPython magics an honest notebook uses.
+ALLOWED_MAGICS = ("%matplotlib", "%time", "%%time", "%timeit", "%%timeit", "%load_ext autoreload", "%autoreload",
+                  "%pip", "%config")
 
 
 @dataclass
@@ -118,285 +122,136 @@ def _strip_magics(source: str) -> str:
     return "\n".join(lines)
 
 
-def scan_source(source: str, imported_modules: set[str] | None = None) -> list[Finding]:
-    """Constructs in one cell's code that reach for the grader. An empty list for honest code."""
-    findings: list[Finding] = []
-    text = _strip_magics(source)
-    for line_no, line in enumerate(source.splitlines(), 1):
-        stripped = line.lstrip()
-        if stripped.startswith(("%", "!")) and not stripped.startswith(("%matplotlib", "%time", "%%time",
-                                                                      "%timeit", "%%timeit", "%load_ext autoreload",
-                                                                      "%autoreload", "%pip", "%config")):
-            findings.append(Finding(line_no, f"IPython magic or shell command {stripped.split()[0]!r}"))
-    try:
-        tree = ast.parse(text)
-    except SyntaxError:
-        return findings  # it fails to run; its checks fail on their own
-    modules = set(MODULE_ROOTS) | set(imported_modules or ())
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.Import, ast.ImportFrom)):
-            for alias in node.names:
-                modules.add((alias.asname or alias.name).split(".")[0])
-    for node in ast.walk(tree):
-        line = getattr(node, "lineno", 0)
-        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+class _Scanner(ast.NodeVisitor):
+    """The rules for one cell's tree, one ``visit_*`` method a kind of node. ``scan`` visits the nodes
+    in ``ast.walk``'s order, each once (no method goes deeper), so findings come in reading order, by
+    depth. ``modules``: the names that stand for modules in the cell."""
+
+    def __init__(self, modules: set[str]):
+        self.modules = modules
+        self.findings: list[Finding] = []
+
+    def scan(self, tree: ast.AST) -> list[Finding]:
+        for node in ast.walk(tree):
+            self.visit(node)
+        return self.findings
+
+    def generic_visit(self, node: ast.AST) -> None:
+        """Nodes no rule is about (``scan`` walks the tree, not the visitor)."""
+
+    def found(self, node: ast.AST, what: str) -> None:
+        self.findings.append(Finding(getattr(node, "lineno", 0), what))
+
+    def visit_Constant(self, node: ast.Constant) -> None:
+        """A string that names the grader's files."""
+        if isinstance(node.value, str):
             hit = [w for w in SENSITIVE_STRINGS if w in node.value]
             if hit:
-                findings.append(Finding(line, f"names the grader's files ({hit[0]})"))
-        if isinstance(node, ast.Attribute) and node.attr in ("__file__", "prefix", "base_prefix", "exec_prefix") \
-                and _dotted(node).split(".")[0] in modules:
-            findings.append(Finding(line, f"locates the course's or the environment's files ({_dotted(node)})"))
-        if isinstance(node, ast.Attribute) and node.attr in HOOK_ATTRIBUTES and HOOK_ATTRIBUTES[node.attr]:
-            findings.append(Finding(line, f"reaches for {HOOK_ATTRIBUTES[node.attr]} ({_dotted(node)})"))
-        elif isinstance(node, ast.Attribute) and node.attr in EVENT_METHODS and "events" in _dotted(node):
-            findings.append(Finding(line, f"registers an IPython event hook ({_dotted(node)})"))
-        elif isinstance(node, ast.Attribute) and node.attr == "modules" and _dotted(node).endswith("sys.modules"):
-            findings.append(Finding(line, "reaches into sys.modules"))
-        elif isinstance(node, ast.Name) and node.id in ("builtins", "__builtins__"):
-            findings.append(Finding(line, f"reaches for builtins ({node.id})"))
-        elif isinstance(node, ast.alias) and node.name.split(".")[0] in (
-                "builtins", "ctypes", "gc", "inspect", "importlib", "socket", "urllib", "requests", "http",
-                "sqlite3", "signal", "IPython", "ipykernel", "zmq", "jupyter_client", "nbgrader", "grader"):
-            findings.append(Finding(line, f"imports {node.name}"))
-        elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] in (
-                "builtins", "ctypes", "gc", "inspect", "importlib", "IPython", "ipykernel", "nbgrader", "grader"):
-            findings.append(Finding(line, f"imports from {node.module}"))
-        elif isinstance(node, ast.Call):
-            name = _dotted(node.func)
-            last = name.rsplit(".", 1)[-1]
-            if name in DYNAMIC_CODE:
-                findings.append(Finding(line, f"runs or changes code dynamically ({name})"))
-            elif last in SIGNALS and name.startswith("os."):
-                findings.append(Finding(line, f"signals another process ({name})"))
-            elif last in WRITE_CALLS or last == "open" or name == "open":
-                mentioned = " ".join(_strings(node)).lower()
-                writes = last != "open" or any(
-                    isinstance(a, ast.Constant) and isinstance(a.value, str) and any(m in a.value for m in "wax+")
-                    for a in node.args[1:2]) or any(k.arg == "mode" for k in node.keywords)
-                if writes and any(word in mentioned for word in COURSE_PATH_WORDS):
-                    findings.append(Finding(line, f"writes to the course's files ({name})"))
-                elif name == "open" and any(w in mentioned for w in ("solutions", "gradebook", "submitted",
-                                                                     "autograded", "nbgrader_config")):
-                    findings.append(Finding(line, f"reads the grader's files ({name})"))
-        elif isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Delete)):
-            targets = node.targets if isinstance(node, (ast.Assign, ast.Delete)) else [node.target]
-            for target in targets:
-                for sub in ast.walk(target):
-                    if isinstance(sub, ast.Attribute):
-                        root = _dotted(sub).split(".")[0]
-                        if root in modules:
-                            findings.append(Finding(line, f"changes a module's attribute ({_dotted(sub)})"))
-                    elif isinstance(sub, ast.Name) and sub.id in CHECK_HELPERS and isinstance(sub.ctx, (ast.Store, ast.Del)):
-                        findings.append(Finding(line, f"rebinds the checks' helper {sub.id}"))
-        elif isinstance(node, (ast.FunctionDef, ast.ClassDef, ast.AsyncFunctionDef)) and node.name in CHECK_HELPERS:
-            findings.append(Finding(line, f"redefines the checks' helper {node.name}"))
-        elif isinstance(node, (ast.Global, ast.Nonlocal)):
-            for name in node.names:
-                if name in CHECK_HELPERS:
-                    findings.append(Finding(line, f"rebinds the checks' helper {name}"))
-    unique, seen = [], set()
-    for f in findings:
-        if (f.line, f.what) not in seen:
-            seen.add((f.line, f.what))
-            unique.append(f)
-    return unique
+                self.found(node, f"names the grader's files ({hit[0]})")
+
+    def visit_Attribute(self, node: ast.Attribute) -> None:
+        """``module.__file__`` and ``sys.prefix`` (where files are); IPython's, the kernel's and the
+        interpreter's hooks, IPython's events, ``sys.modules``."""
+        dotted = _dotted(node)
+        if node.attr in LOCATING and dotted.split(".")[0] in self.modules:
+            self.found(node, f"locates the course's or the environment's files ({dotted})")
+        if HOOK_ATTRIBUTES.get(node.attr):
+            self.found(node, f"reaches for {HOOK_ATTRIBUTES[node.attr]} ({dotted})")
+        elif node.attr in EVENT_METHODS and "events" in dotted:
+            self.found(node, f"registers an IPython event hook ({dotted})")
+        elif node.attr == "modules" and dotted.endswith("sys.modules"):
+            self.found(node, "reaches into sys.modules")
+
+    def visit_Name(self, node: ast.Name) -> None:
+        """The builtins module, under either name."""
+        if node.id in ("builtins", "__builtins__"):
+            self.found(node, f"reaches for builtins ({node.id})")
+
+    def visit_alias(self, node: ast.alias) -> None:
+        """``import X`` (and the names of ``from ... import X``) of a module answers never need."""
+        if node.name.split(".")[0] in INTERNAL_MODULES + NETWORK_MODULES:
+            self.found(node, f"imports {node.name}")
+
+    def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
+        """``from X import ...`` of the interpreter's, the kernel's or the grader's insides."""
+        if (node.module or "").split(".")[0] in INTERNAL_MODULES:
+            self.found(node, f"imports from {node.module}")
+
+    def visit_Call(self, node: ast.Call) -> None:
+        """Dynamic code, signals to other processes, writing (or opening to read) the course's files."""
+        name = _dotted(node.func)
+        last = name.rsplit(".", 1)[-1]
+        if name in DYNAMIC_CODE:
+            self.found(node, f"runs or changes code dynamically ({name})")
+        elif last in SIGNALS and name.startswith("os."):
+            self.found(node, f"signals another process ({name})")
+        elif last in WRITE_CALLS or last == "open":
+            mentioned = " ".join(_strings(node)).lower()
+            mode = any(isinstance(a, ast.Constant) and isinstance(a.value, str) and any(m in a.value for m in "wax+")
+                       for a in node.args[1:2]) or any(k.arg == "mode" for k in node.keywords)
+            if (last != "open" or mode) and any(word in mentioned for word in COURSE_PATH_WORDS):
+                self.found(node, f"writes to the course's files ({name})")
+            elif name == "open" and any(word in mentioned for word in GRADER_WORDS):
+                self.found(node, f"reads the grader's files ({name})")
+
+    def visit_Assign(self, node: ast.Assign | ast.AugAssign | ast.AnnAssign | ast.Delete) -> None:
+        """Assigning to (or deleting) a module's attribute or one of the checks' helpers."""
+        targets = node.targets if isinstance(node, (ast.Assign, ast.Delete)) else [node.target]
+        for target in targets:
+            for sub in ast.walk(target):
+                if isinstance(sub, ast.Attribute) and _dotted(sub).split(".")[0] in self.modules:
+                    self.found(node, f"changes a module's attribute ({_dotted(sub)})")
+                elif isinstance(sub, ast.Name) and sub.id in CHECK_HELPERS and isinstance(sub.ctx, (ast.Store, ast.Del)):
+                    self.found(node, f"rebinds the checks' helper {sub.id}")
+
+    visit_AugAssign = visit_AnnAssign = visit_Delete = visit_Assign
+
+    def visit_FunctionDef(self, node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) -> None:
+        """A function or a class named like one of the checks' helpers."""
+        if node.name in CHECK_HELPERS:
+            self.found(node, f"redefines the checks' helper {node.name}")
+
+    visit_AsyncFunctionDef = visit_ClassDef = visit_FunctionDef
+
+    def visit_Global(self, node: ast.Global | ast.Nonlocal) -> None:
+        """``global check``: the way to rebind a helper from inside a function."""
+        for name in node.names:
+            if name in CHECK_HELPERS:
+                self.found(node, f"rebinds the checks' helper {name}")
+
+    visit_Nonlocal = visit_Global
+
+
+def _magics(source: str) -> list[Finding]:
+    """IPython magics and shell commands, but those an honest notebook uses."""
+    findings = []
+    for line_no, line in enumerate(source.splitlines(), 1):
+        stripped = line.lstrip()
+        if stripped.startswith(("%", "!")) and not stripped.startswith(ALLOWED_MAGICS):
+            findings.append(Finding(line_no, f"IPython magic or shell command {stripped.split()[0]!r}"))
+    return findings
+
+
+def _imported_names(tree: ast.AST) -> set[str]:
+    """The names the cell's imports bind (``import torch.nn as tnn``: ``tnn``)."""
+    return {(alias.asname or alias.name).split(".")[0] for node in ast.walk(tree)
+            if isinstance(node, (ast.Import, ast.ImportFrom)) for alias in node.names}
+
+
+def scan_source(source: str, imported_modules: set[str] | None = None) -> list[Finding]:
+    """Constructs in one cell's code that reach for the grader. An empty list for honest code.
+    ``imported_modules``: names that stand for modules beyond ``MODULE_NAMES`` and the cell's imports."""
+    findings = _magics(source)
+    try:
+        tree = ast.parse(_strip_magics(source))
+    except SyntaxError:
+        return findings  # it fails to run; its checks fail on their own
+    modules = MODULE_NAMES | set(imported_modules or ()) | _imported_names(tree)
+    findings += _Scanner(modules).scan(tree)
+    return list({(f.line, f.what): f for f in findings}.values())
 
 
 # ---------------------------------------------------------------- the in-kernel probe
-
-PROBE = r'''
-def __course_probe_install(name, cell_dirs):
-    import builtins, sys, types, hashlib, importlib
-    ip = get_ipython()
-    kernel = getattr(ip, "kernel", None)
-    _id, _len, _isinstance, _getattr, _sorted, _vars, _list = id, len, isinstance, getattr, sorted, vars, list
-    _startswith = str.startswith
-    watched_modules = ("torch", "torch.nn", "torch.nn.functional", "math", "utils", "utils.grading",
-                       "utils.basic_unet", "utils.unet_utils", "utils.ddpm_utils", "utils.guidance", "utils.blocks",
-                       "utils.timesteps", "utils.fast", "utils.fast_path", "utils.path_apply", "einops",
-                       "importlib", "types", "IPython.core.interactiveshell")
-    def classes():
-        import torch
-        found = [torch.Tensor, torch.nn.Module, type(ip)] + _list(type(ip).__mro__) + _list(type(kernel).__mro__ if kernel else [])
-        for value in _list(_vars(torch.nn).values()):
-            if _isinstance(value, type):
-                found.append(value)
-        return found
-    def code_of(value):
-        code = _getattr(value, "__code__", None)
-        if code is None:
-            code = _getattr(_getattr(value, "__func__", None), "__code__", None)
-        if not _isinstance(code, types.CodeType):
-            return None
-        return hashlib.sha1(code.co_code + repr(code.co_consts).encode() + repr(code.co_names).encode()).hexdigest()
-    def module_state(module):
-        state = {}
-        for key, value in _list(_vars(module).items()):
-            state[key] = (_id(value), code_of(value))
-        return state
-    def cell_defined(value):
-        for candidate in (value, _getattr(value, "__call__", None), _getattr(value, "__func__", None),
-                          _getattr(value, "func", None), _getattr(type(value), "__call__", None)):
-            code = _getattr(candidate, "__code__", None)
-            if _isinstance(code, types.CodeType) and any(_startswith(code.co_filename, d) for d in cell_dirs):
-                return True
-        for attr in ("transform", "visit", "visit_Module", "__call__"):
-            code = _getattr(_getattr(type(value), attr, None), "__code__", None)
-            if _isinstance(code, types.CodeType) and any(_startswith(code.co_filename, d) for d in cell_dirs):
-                return True
-        return False
-    def snapshot():
-        state = {"builtins": {k: _id(v) for k, v in _list(_vars(builtins).items())}}
-        for m in watched_modules:
-            module = sys.modules.get(m)
-            if module is not None:
-                state["module " + m] = module_state(module)
-        for cls in classes():
-            state["class " + cls.__module__ + "." + cls.__qualname__] = {k: _id(v) for k, v in _list(_vars(cls).items())}
-            live["class " + cls.__module__ + "." + cls.__qualname__] = cls
-        state["modules"] = {k: _id(v) for k, v in _list(sys.modules.items())}
-        state["shell attributes"] = {k: _id(v) for k, v in _list(_vars(ip).items()) if callable(v)}
-        state["kernel attributes"] = {k: _id(v) for k, v in _list(_vars(kernel).items()) if callable(v)} if kernel else {}
-        return state
-    managed = {"exit", "quit", "get_ipython", "input", "raw_input", "getpass", "display", "help", "_",
-               "__IPYTHON__", "copyright", "credits", "license", "dreload", "runfile"}
-    import os
-    _abspath, _fsdecode = os.path.abspath, os.fsdecode
-    allowed = (os.path.realpath(os.getcwd()), os.getcwd(), "/tmp", "/dev/")
-    sensitive = ("gradebook", "/solutions/", "/submitted/", "/autograded/", "nbgrader_config", "/source/")
-    write_flags = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
-    path_events = {"os.remove", "os.rename", "os.rmdir", "os.chmod", "os.chown", "os.truncate", "os.link",
-                   "os.symlink", "os.mkdir", "shutil.rmtree", "shutil.move", "shutil.copyfile", "os.utime"}
-    accesses = []
-    def audit(event, args):
-        if event != "open" and event not in path_events and event not in ("socket.connect", "sys.addaudithook"):
-            return
-        if _len(accesses) >= 10:
-            return
-        try:
-            if event == "socket.connect":
-                address = args[1]
-                if not (_isinstance(address, (str, bytes))):  # Unix sockets are the kernel's own
-                    accesses.append("connects to " + repr(address)[:60])
-                return
-            if event == "sys.addaudithook":
-                accesses.append("adds an audit hook")
-                return
-            target = args[0]
-            if not _isinstance(target, (str, bytes)) or not target:
-                return
-            path = _abspath(_fsdecode(target))
-            if event == "open":
-                mode, flags = args[1], args[2] if _len(args) > 2 else 0
-                writing = (mode is not None and any(c in mode for c in "wax+")) or \
-                    (mode is None and _isinstance(flags, int) and flags & write_flags)
-            else:
-                writing = True
-            if _startswith(path, allowed):
-                return
-            if writing:
-                accesses.append(("writes " if event == "open" else event + " ") + path)
-            elif any(w in path for w in sensitive):
-                accesses.append("opens " + path)
-        except Exception:
-            pass
-    sys.addaudithook(audit)
-    live = {}
-    base = snapshot()
-    def current(part, key):
-        if _startswith(part, "module "):
-            module = sys.modules.get(part[7:])
-            return _vars(module).get(key) if module is not None else None
-        if part in live:
-            return _vars(live[part]).get(key)
-        return None
-    def library_part(part):
-        return (_startswith(part, "module ") or _startswith(part, "class ")) and not _startswith(part, "module utils") \
-            and not _startswith(part, "class utils")
-    def foreign(part, value):
-        """A library attribute replaced by code written in a cell, or by something from elsewhere."""
-        if cell_defined(value):
-            return True
-        owner = part.split(" ", 1)[1].split(".")[0]
-        origin = _getattr(value, "__module__", None) or ""
-        if callable(value) and origin and not _startswith(origin, owner) and origin not in ("builtins",):
-            return origin == "__main__"
-        return False
-    def hooks():
-        found = []
-        lists = {"input transformer": ip.input_transformers_cleanup + ip.input_transformers_post
-                 + _list(_getattr(ip.input_transformer_manager, "cleanup_transforms", []))
-                 + _list(_getattr(ip.input_transformer_manager, "line_transforms", [])),
-                 "AST transformer": _list(ip.ast_transformers),
-                 "import hook": _list(sys.meta_path) + _list(sys.path_hooks)}
-        for event, callbacks in ip.events.callbacks.items():
-            lists["'" + event + "' event hook"] = _list(callbacks)
-        for kind, items in lists.items():
-            for item in items:
-                if cell_defined(item):
-                    found.append(kind + " written in a cell")
-        if ip.custom_exceptions:
-            found.append("custom exception handler")
-        for hook_name in ("excepthook", "displayhook"):
-            if cell_defined(_getattr(sys, hook_name)):
-                found.append("sys." + hook_name + " replaced")
-        if sys.gettrace() is not None and cell_defined(sys.gettrace()):
-            found.append("a trace function")
-        if sys.getprofile() is not None and cell_defined(sys.getprofile()):
-            found.append("a profile function")
-        return found
-    def compare():
-        now = snapshot()
-        changed = []
-        for part, before in base.items():
-            after = now.get(part, {})
-            lax = part in ("modules",)
-            for key, value in before.items():
-                if part == "builtins" and key in managed:
-                    continue
-                if key.startswith("__") and key.endswith("__") and key not in ("__import__", "__build_class__", "__code__", "__file__", "__call__", "__init__", "__getattr__"):
-                    continue
-                if key not in after:
-                    changed.append(part + ": " + key + " removed")
-                elif after[key] != value and not lax:
-                    old, new = value, after[key]
-                    if _isinstance(old, tuple) and old[1] is not None and old[1] == new[1]:
-                        continue  # reloaded, same code
-                    if library_part(part) and not foreign(part, current(part, key)):
-                        continue  # the library rewrapped its own function (torch does, lazily)
-                    changed.append(part + ": " + key + " replaced")
-                elif lax and after[key] != value and not _startswith(key, "_"):
-                    changed.append(part + ": " + key + " replaced")
-            if part == "builtins":
-                for key in after:
-                    if key not in before and key not in managed:
-                        changed.append("builtins: " + key + " added")
-        return changed
-    class Probe:
-        def __call__(self):
-            return tuple(sorted(set(compare() + hooks() + ["file or network access: " + a for a in accesses])))[:20]
-    sys.modules[name] = types.ModuleType(name)
-    sys.modules[name].probe = Probe()
-__course_probe_install({name!r}, {cell_dirs!r})
-del __course_probe_install
-'''
-
-PRELOAD = """\
-def __course_preload():
-    # The course's and the libraries' modules come from the environment, never from files the
-    # submission put in its folder (which is on the path, first, once the kernel runs).
-    import os, sys
-    saved, cwd = list(sys.path), os.getcwd()
-    sys.path[:] = [p for p in sys.path if p not in ("", ".", cwd)]
-    try:
-        import torch, torch.nn, torch.nn.functional, math, einops, matplotlib, matplotlib.pyplot
-        import utils, utils.grading
-    finally:
-        sys.path[:] = saved
-__course_preload()
-del __course_preload
-"""
-
 
 def cell_dirs() -> list[str]:
     """How the file names of code compiled from a notebook's cells begin, in the kernel."""
@@ -407,11 +262,14 @@ def cell_dirs() -> list[str]:
 
 
 def probe_install_code(name: str) -> str:
-    """Code that preloads what the checks use and installs the probe under ``sys.modules[name]``."""
-    return PRELOAD + PROBE.replace("{name!r}", repr(name)).replace("{cell_dirs!r}", repr(cell_dirs()))
+    """Code that preloads what the checks use and installs ``grader.probe`` as ``sys.modules[name]``, its
+    probe taking the kernel's first snapshot."""
+    args = [cell_dirs(), list(WATCHED_MODULES), list(PROBE_SENSITIVE_PATHS)]
+    return kernel_code.install_code(name, PROBE_SOURCE, "install", args, "probe")
 
 
 def probe_expression(name: str) -> str:
+    """What changed in the kernel since the probe was installed (a tuple of lines; empty: nothing)."""
     return f"__import__('sys').modules[{name!r}].probe()"
 
 

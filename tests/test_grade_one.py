@@ -102,6 +102,94 @@ def test_reaching_for_the_grader_is_seen(code, expected):
     assert any(expected in f.what for f in found), found
 
 
+@pytest.mark.parametrize("code, expected", [
+    # magics and shell commands, but those an honest notebook uses
+    ("%env SECRET=1\n!ls ..", ["IPython magic or shell command '%env' (line 1)",
+                               "IPython magic or shell command '!ls' (line 2)"]),
+    ("%matplotlib inline\n%timeit f()", []),
+    # visit_Constant: strings that name the grader's files
+    ("where = 'course/gradebook.db'", ["names the grader's files (gradebook) (line 1)"]),
+    ("text = 'BEGIN HIDDEN TESTS'", ["names the grader's files (BEGIN HIDDEN) (line 1)"]),
+    # visit_Attribute: where a module's files are; hooks; IPython's events; sys.modules
+    ("import torch\nwhere = torch.__file__", ["locates the course's or the environment's files (torch.__file__) (line 2)"]),
+    ("import sys\nprefix = sys.prefix", ["locates the course's or the environment's files (sys.prefix) (line 2)"]),
+    ("model.__file__", []),
+    ("get_ipython().set_custom_exc((Exception,), handler)",
+     ["reaches for a custom exception handler (get_ipython().set_custom_exc) (line 1)"]),
+    ("import sys\nsys.settrace(tracer)", ["reaches for tracing (sys.settrace) (line 2)"]),
+    ("f.__globals__['x'] = 1", ["reaches for a function's globals (f.__globals__) (line 1)"]),
+    ("import os\nos._exit(0)", []),
+    ("get_ipython().events.register('pre_run_cell', print)",
+     ["registers an IPython event hook (get_ipython().events.register) (line 1)"]),
+    ("model.register(x)", []),
+    ("import sys\nm = sys.modules", ["reaches into sys.modules (line 2)"]),
+    # visit_Name: builtins
+    ("__builtins__['abs'] = print", ["reaches for builtins (__builtins__) (line 1)"]),
+    # visit_alias and visit_ImportFrom: modules answers never import
+    ("import ctypes, socket as s", ["imports ctypes (line 1)", "imports socket (line 1)"]),
+    ("import urllib.request", ["imports urllib.request (line 1)"]),
+    ("from IPython import get_ipython", ["imports from IPython (line 1)"]),
+    ("from . import builtins", ["imports builtins (line 1)"]),
+    ("from socket import create_connection", []),  # the network is banned as `import socket` only
+    # visit_Call: dynamic code, signals, the course's files written or the grader's read
+    ("getattr(torch, 'allclose')\nsetattr(torch, 'allclose', f)", ["runs or changes code dynamically (setattr) (line 2)"]),
+    ("import os\nos.kill(1, 9)", ["signals another process (os.kill) (line 2)"]),
+    ("kill(1, 9)", []),
+    ("open('../utils/grading.py', 'a').write('x = 1')", ["writes to the course's files (open) (line 1)",
+                                                         "names the grader's files (grading.py) (line 1)"]),
+    ("open('../utils/notes.txt', mode='r')", ["writes to the course's files (open) (line 1)"]),  # any mode=
+    ("from pathlib import Path\nPath('../../utils').joinpath('x.py').write_text('')",
+     ["writes to the course's files (Path().joinpath().write_text) (line 2)"]),
+    ("import shutil\nshutil.rmtree('data')", []),
+    ("open('../solutions/01.ipynb').read()", ["reads the grader's files (open) (line 1)",
+                                              "names the grader's files (solutions/) (line 1)"]),
+    ("open('data/train.npz', 'rb')", []),
+    # visit_Assign: a module's attribute, the checks' helpers
+    ("import torch.nn as tnn\ntnn.Linear.forward = f", ["changes a module's attribute (tnn.Linear.forward) (line 2)",
+                                                         "changes a module's attribute (tnn.Linear) (line 2)"]),
+    ("np.random.seed = None", ["changes a module's attribute (np.random.seed) (line 1)",
+                               "changes a module's attribute (np.random) (line 1)"]),
+    ("blocks.weight = 1", []),
+    ("check_close += 1", ["rebinds the checks' helper check_close (line 1)"]),
+    ("del check", ["rebinds the checks' helper check (line 1)"]),
+    ("x: int = 0\nG: int = 0", ["rebinds the checks' helper G (line 2)"]),
+    # visit_FunctionDef: a helper redefined
+    ("def check_close(*a):\n    pass", ["redefines the checks' helper check_close (line 1)"]),
+    ("class CheckFailed(Exception):\n    pass", ["redefines the checks' helper CheckFailed (line 1)"]),
+    # visit_Global: a helper rebound from inside a function
+    ("def f():\n    global check\n    check = None", ["rebinds the checks' helper check (line 2)",
+                                                      "rebinds the checks' helper check (line 3)"]),
+    ("def f():\n    nonlocal G", ["rebinds the checks' helper G (line 2)"]),
+    # once a line; in the order of ast.walk (by depth); code that does not parse: its magics only
+    ("exec('1'); exec('1')", ["runs or changes code dynamically (exec) (line 1)"]),
+    ("def f():\n    import builtins\n    builtins.abs = abs\nimport sys\nsys.modules['utils.grading'] = None",
+     ["changes a module's attribute (sys.modules) (line 5)", "changes a module's attribute (builtins.abs) (line 3)",
+      "imports builtins (line 2)", "reaches into sys.modules (line 5)", "reaches for builtins (builtins) (line 3)"]),
+    ("def broken(:\n    pass\n%env X=1", ["IPython magic or shell command '%env' (line 3)"]),
+    ("def honest(x):\n    return x.mean() + torch.randn(3).sum()", []),
+])
+def test_each_rule_of_the_scanner_says_what_it_saw(code, expected):
+    assert [str(f) for f in tamper.scan_source(code)] == expected
+
+
+def test_names_imported_by_earlier_cells_stand_for_modules():
+    assert tamper.scan_source("blocks.weight = 1") == []
+    assert [str(f) for f in tamper.scan_source("blocks.weight = 1", {"blocks"})] == \
+        ["changes a module's attribute (blocks.weight) (line 1)"]
+
+
+def test_the_scanner_and_the_probe_share_one_watch_list():
+    from grader import watchlist
+
+    code = tamper.probe_install_code("_course_probe_test")
+    assert repr(list(watchlist.WATCHED_MODULES)) in code and repr(list(watchlist.PROBE_SENSITIVE_PATHS)) in code
+    assert {m.split(".")[0] for m in watchlist.WATCHED_MODULES} <= watchlist.MODULE_NAMES
+    for module in watchlist.WATCHED_MODULES:  # every watched module's attribute is a finding
+        alias = module.split(".")[0]
+        assert tamper.scan_source(f"{module}.anything = None"), module
+        assert tamper.scan_source(f"{alias}.anything = None"), alias
+
+
 def test_utils_code_with_names_changed_is_recognised():
     source = (ROOT / "utils" / "basic_unet.py").read_text()
     start = source.index("class BasicUNet")
