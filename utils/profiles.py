@@ -104,7 +104,7 @@ ORIGINAL_PLANS = {
 # there and shows what it promises. Notebooks not listed use the profile's own sizes.
 FAST_STEPS: dict[str, tuple[int, int]] = {
     "02_Diffusion_Models": (1_000, 64),
-    "03_Optimizations": (2_000, 64),
+    "03_Optimizations": (1_500, 64),
     "04_Classifier_Free_Diffusion": (2_500, 64),
     "05_CLIP": (2_500, 64),
     "05_CLIP/clip": (1_000, 128),
