@@ -15,9 +15,10 @@ The steps, in order:
    (in its own kernel and sandbox) and never raises for anything the submission does. Dask workers need
    this course folder at the same path (or at ``worker_course_root``) and the course environment.
 4. Store: workers return the result, the executed notebook and the log; only this process writes the
-   gradebook (``grader.gradebook``), the executed notebooks (``autograded/<student>/<assignment>/``,
-   where ``nbgrader generate_feedback`` reads them) and the logs
-   (``logs/autograde/<assignment>/<student>.log``).
+   gradebook (``grader.gradebook``; ``make grades`` and ``make report`` read it), the executed notebooks
+   (``autograded/<student>/<assignment>/``: each keeps its result in its metadata, the only file that
+   does; ``make feedback`` and ``nbgrader generate_feedback`` read it with ``grader.result.read_result``)
+   and the logs (``logs/autograde/<assignment>/<student>.log``).
 
 Re-running grades only submissions that are new or changed since they were last graded: the hash
 covers the submission folder and the assignment's instructor folder (a changed test regrades

@@ -2,8 +2,9 @@
 
     python -m grader.feedback [--results autograded] [--out feedback]      (what ``make feedback`` runs)
 
-For every submission graded by ``grader.grade_one`` under the results folder (the result is kept in
-the executed notebook's metadata, or in a ``result.json`` beside it), writes
+For every submission graded by ``grader.grade_one`` under the results folder (its executed notebook,
+which keeps the result in its metadata: ``grader.result.read_result`` reads it, as for nbgrader's
+Generate Feedback), writes
 ``<out>/<student>/<assignment>/<assignment>.html``: the student's own cells with their outputs,
 and for each graded check only its score and its message. Never the code of a check, its inputs
 or its reference values (hidden tests live only in the instructor's ``executed.ipynb``), and never
@@ -24,7 +25,7 @@ from pathlib import Path
 import nbformat
 
 from grader.cells import meta
-from grader.result import Status, SubmissionResult
+from grader.result import Status, SubmissionResult, read_result
 
 MAX_OUTPUT_CHARS = 20_000
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -127,34 +128,18 @@ def _check(gid: str, result: SubmissionResult) -> str:
 
 
 def _graded(results: Path):
-    """(result, executed notebook) for every graded submission under ``results``: from the result
-    stored in an executed notebook's metadata, or from a ``result.json`` and the notebook beside it."""
-    import json
-
-    seen = set()
+    """(result, executed notebook) for every notebook under ``results`` that the course's grader graded
+    (``read_result``); a notebook it did not grade is passed over, a damaged one is skipped with a note."""
     for path in sorted(Path(results).rglob("*.ipynb")):
         if ".ipynb_checkpoints" in path.parts:
             continue
         try:
-            stored = json.loads(path.read_text()).get("metadata", {}).get("course_grader", {}).get("result")
-            if stored:
-                result = SubmissionResult.from_json(json.dumps(stored))
-                seen.add(path.parent)
-                yield result, path
+            result = read_result(path)
         except (ValueError, KeyError, TypeError, OSError) as error:
             print(f"skipped {path}: {error}", file=sys.stderr)
-    for path in sorted(Path(results).rglob("result.json")):
-        if path.parent in seen:
             continue
-        try:
-            result = SubmissionResult.from_json(path.read_text())
-        except (ValueError, KeyError, TypeError) as error:
-            print(f"skipped {path}: {error}", file=sys.stderr)
-            continue
-        executed = result.executed_notebook
-        if executed is None or not Path(executed).exists():
-            executed = path.with_name("executed.ipynb")
-        yield result, executed
+        if result is not None:
+            yield result, path
 
 
 # What nbgrader's Release Feedback needs beside each page (the exchange's hand-in time and secret).

@@ -27,22 +27,22 @@ What happens, in order (the module that does each step in brackets; this one onl
    else 0. A kernel that dies, runs out of time or memory keeps the points of the cells before
    (``grader.score``).
 
-The result is a ``SubmissionResult`` with a ``Status`` (``grader.result``); ``workdir`` receives
-``result.json`` (the result) and ``executed.ipynb`` (the rebuilt notebook with its outputs and, in
-its metadata, the result; instructor-only: it holds the hidden tests; ``grader.feedback`` makes the
-student's page from it without them). Nothing is written to the gradebook. ``grade_submission``
-never raises for anything a submission does.
+The result is a ``SubmissionResult`` with a ``Status`` (``grader.result``), returned to the caller.
+When the notebook ran, ``workdir`` receives ``executed.ipynb``: the rebuilt notebook with its outputs
+and, in its metadata, the result (``grader.result.attach_result``; instructor-only: it holds the hidden
+tests; ``grader.feedback`` makes the student's page from it without them). That notebook is the one
+file that keeps the result; nothing else is written beside it, and nothing to the gradebook.
+``grade_submission`` never raises for anything a submission does.
 
-For the class-wide runner: store ``result.cells`` in the gradebook and the executed notebook under
-``autograded/<student>/<id>/`` (``make feedback`` reads the result from its metadata, or from a
-``result.json`` beside it), and get an assignment's graded cells and points, without a kernel, from
-``graded_cells(course_root, assignment)``.
+For the class-wide runner: store the result in the gradebook and the executed notebook under
+``autograded/<student>/<id>/`` (``make feedback`` reads the result back with
+``grader.result.read_result``), and get an assignment's graded cells and points, without a kernel,
+from ``graded_cells(course_root, assignment)``.
 """
 
 from __future__ import annotations
 
 import copy
-import json
 import logging
 import shutil
 import sys
@@ -56,7 +56,7 @@ from grader import sandbox as sb
 from grader.cells import BEGIN_HIDDEN, END_HIDDEN  # noqa: F401 (imported from here by the mutants)
 from grader.course_config import cell_timeout
 from grader.rebuild import Plan, rebuild
-from grader.result import Status, SubmissionResult
+from grader.result import Status, SubmissionResult, attach_result
 from grader.runner import RunOutcome, check_kernel_starts, run_plan
 from grader.sandbox import Limits
 from grader.score import HIDDEN_FAILED, score  # noqa: F401 (HIDDEN_FAILED: for callers)
@@ -185,7 +185,7 @@ def grade_submission(course_root: Path, assignment: str, student: str, *, submis
         course_root: the course folder (``solutions/<assignment>/<assignment>.ipynb``, ``utils/``).
         submission_dir: the student's folder (the notebook and any files handed in beside it).
         workdir: an empty or new folder for this grading: ``work/`` (a copy of the submission folder,
-            the kernel's only writable place), ``executed.ipynb`` and ``result.json``.
+            the kernel's only writable place) and ``executed.ipynb`` (the result in its metadata).
         sandbox: True requires bubblewrap, False runs without it, None uses it when it works.
         limits: resource limits (``grader.sandbox.Limits``); the default cell timeout comes from
             ``c.Execute.timeout`` in ``nbgrader_config.py`` when set there.
@@ -209,10 +209,8 @@ def grade_submission(course_root: Path, assignment: str, student: str, *, submis
     def finish(status: str, cells: dict | None = None, messages: dict | None = None, executed: Path | None = None,
                regrade: bool = False) -> SubmissionResult:
         cells = {gid: (0.0, pts) for gid, pts in spec.points.items()} if cells is None else cells
-        result = SubmissionResult(student, assignment, status, cells, messages or {}, flags,
-                                  round(time.monotonic() - started, 2), "\n".join(log), executed, regrade)
-        (workdir / "result.json").write_text(result.to_json())
-        return result
+        return SubmissionResult(student, assignment, status, cells, messages or {}, flags,
+                                round(time.monotonic() - started, 2), "\n".join(log), executed, regrade)
 
     raw = _read_submission(submission_dir, assignment, log, flags)
     if isinstance(raw, Status):
@@ -230,9 +228,7 @@ def grade_submission(course_root: Path, assignment: str, student: str, *, submis
     _log_run(log, outcome, scored.cells, use_sandbox)
     executed = workdir / "executed.ipynb"
     result = finish(outcome.status, scored.cells, scored.messages, executed, regrade)
-    # The result travels inside the executed notebook too, so whoever stores only the notebook
-    # (the class-wide runner) still gives ``grader.feedback`` the scores and messages.
-    plan.nb.metadata["course_grader"] = {"result": json.loads(result.to_json())}
+    attach_result(plan.nb, result)  # the one stored copy: feedback reads it back from the notebook
     nbformat.write(plan.nb, str(executed))
     return result
 

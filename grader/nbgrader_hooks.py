@@ -20,7 +20,6 @@ releases these pages.
 """
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -98,7 +97,8 @@ class CourseFeedbackExporter(Exporter):
     """The student's feedback page (``grader.feedback.render``) for a notebook graded by the course.
 
     Only the result stored by the course's grader in the notebook's metadata
-    (``metadata.course_grader.result``) is believed; the page shows the student's cells with their
+    (``metadata.course_grader.result``, read by ``grader.result.result_in``, as ``make feedback`` reads
+    it) is believed; the page shows the student's cells with their
     outputs and each check's score and message, never a test's code, inputs or reference values.
 
     Raises:
@@ -115,14 +115,13 @@ class CourseFeedbackExporter(Exporter):
 
     def from_notebook_node(self, nb, resources=None, **kw):
         from grader.feedback import render
-        from grader.result import SubmissionResult
+        from grader.result import result_in
 
         nb_copy, resources = super().from_notebook_node(nb, resources, **kw)
-        stored = nb_copy.get("metadata", {}).get("course_grader", {}).get("result")
-        if not stored:
+        result = result_in(nb_copy)
+        if result is None:
             place = (resources or {}).get("nbgrader", {})
             where = "/".join(place.get(k, "?") for k in ("student", "assignment", "notebook")) or "the notebook"
             raise ValueError(NOT_GRADED_HERE.format(path=f"autograded/{where}.ipynb"))
-        result = SubmissionResult.from_json(json.dumps(stored))
         resources["output_extension"] = ".html"
         return render(result, nb_copy), resources

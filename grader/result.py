@@ -1,8 +1,16 @@
-"""What grading one submission gives: its status and the ``SubmissionResult``."""
+"""What grading one submission gives: its status and the ``SubmissionResult``, and where it is kept.
+
+A graded result is kept in two places, each written once, by one writer: the gradebook (scores,
+status, flags, messages; ``grader.gradebook``, read by ``make grades`` and ``make report``) and the
+executed notebook's metadata, ``metadata["course_grader"]["result"]`` (``attach_result``; the class-wide
+runner stores that notebook as ``autograded/<student>/<id>/<id>.ipynb``). ``read_result`` and
+``result_in`` are the only readers of a stored result: ``make feedback`` and nbgrader's Generate
+Feedback (``grader.nbgrader_hooks``) both go through them.
+"""
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from enum import StrEnum
 from pathlib import Path
 
@@ -57,3 +65,36 @@ class SubmissionResult:
         data["executed_notebook"] = Path(data["executed_notebook"]) if data["executed_notebook"] else None
         data.setdefault("regrade", False)  # results written before the field existed
         return cls(**data)
+
+
+def attach_result(nb: dict, result: SubmissionResult) -> None:
+    """Store ``result`` in the executed notebook ``nb``'s metadata (in place), the one file that keeps it.
+
+    The notebook's own path is not stored: ``read_result`` gives the path it read the result from.
+    """
+    data = json.loads(result.to_json())
+    data["executed_notebook"] = None
+    nb["metadata"]["course_grader"] = {"result": data}
+
+
+def result_in(nb: dict) -> SubmissionResult | None:
+    """The result ``attach_result`` stored in notebook ``nb`` (its ``executed_notebook`` unset), or None
+    when the course's grader did not grade it. Raises ValueError or KeyError for a damaged result."""
+    stored = nb.get("metadata", {}).get("course_grader", {}).get("result")
+    return SubmissionResult.from_json(json.dumps(stored)) if stored else None
+
+
+def read_result(path: Path) -> SubmissionResult | None:
+    """The result stored in the executed notebook at ``path``, with ``executed_notebook`` set to ``path``;
+    None when the course's grader did not grade it.
+
+    Raises OSError for a file that cannot be read, ValueError or KeyError for one that is not a notebook
+    or holds a damaged result.
+    """
+    path = Path(path)
+    result = result_in(json.loads(path.read_text(encoding="utf-8")))
+    legacy = path.with_name("result.json")
+    if result is None and legacy.is_file():
+        # Folders graded before the notebook carried its result kept it in a result.json beside it.
+        result = SubmissionResult.from_json(legacy.read_text(encoding="utf-8"))
+    return None if result is None else replace(result, executed_notebook=path)

@@ -3,9 +3,10 @@
 A ``Task`` carries one submission, its files packed into it (``grader.batch.pack``), so a worker needs
 no access to ``submitted/``. ``run_task`` grades it in the worker: it unpacks the files into a fresh
 temporary working copy, calls the grader (``grader.grade_one.grade_submission``, or a stand-in named by
-``Task.grader``) and sends back an ``Outcome``: the result, the executed notebook's bytes and which
-host graded it. ``running`` starts the workers for a list of tasks and yields the outcomes as they
-finish, whatever order that is:
+``Task.grader``) and sends back an ``Outcome``: the result, the executed notebook's bytes (read once
+from the temporary copy; the notebook carries the result in its metadata) and which host graded it.
+``running`` starts the workers for a list of tasks and yields the outcomes as they finish, whatever
+order that is:
 
 - default: a pool of ``jobs`` spawned processes on this machine; each lets the kernels it starts use
   ``cores // workers`` threads (``Task.threads``), so workers do not fight over cores;

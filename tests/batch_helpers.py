@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from grader.grade_one import SubmissionResult
-from grader.result import Status
+from grader.result import Status, attach_result
 
 
 def fake_grade(course_root: Path, assignment: str, student: str, *, submission_dir: Path, workdir: Path,
@@ -23,11 +23,13 @@ def fake_grade(course_root: Path, assignment: str, student: str, *, submission_d
         raise RuntimeError("the grader is broken")
     workdir.mkdir(parents=True, exist_ok=True)
     executed = workdir / f"{assignment}.ipynb"
-    executed.write_text(json.dumps(nb))
     cells = {k: tuple(v) for k, v in fake["cells"].items()}
-    return SubmissionResult(student, assignment, fake.get("status", Status.GRADED), cells, fake.get("messages", {}),
-                            list(fake.get("flags", [])), float(fake.get("seconds", 0.1)), f"fake log of {student}",
-                            executed, bool(fake.get("regrade", False)))
+    result = SubmissionResult(student, assignment, fake.get("status", Status.GRADED), cells, fake.get("messages", {}),
+                              list(fake.get("flags", [])), float(fake.get("seconds", 0.1)), f"fake log of {student}",
+                              executed, bool(fake.get("regrade", False)))
+    attach_result(nb, result)  # as grade_submission stores it: in the executed notebook, nowhere else
+    executed.write_text(json.dumps(nb))
+    return result
 
 
 def _points(assignment: str) -> dict[str, float]:

@@ -285,6 +285,30 @@ def test_grades_and_report(released_course, tmp_path):
     assert rows["test_up_block"]["commonest_message"] == "AssertionError: test_up_block is wrong"
 
 
+def test_each_result_is_stored_once_and_feedback_reads_what_grades_read(released_course, tmp_path):
+    """A graded result lives in the gradebook (grades, report) and in one file, the executed notebook under
+    autograded/ (feedback): no second copy is written, and both say the same."""
+    from grader.feedback import EXCHANGE_FILES, write_all
+    from grader.result import read_result
+
+    course = make_course(released_course, tmp_path)
+    submit_class(course)
+    grade_class(course.root, [A], jobs=1, grader=FAKE, progress=False)
+    autograded = course.root / "autograded"
+    stored = sorted(p.relative_to(autograded).as_posix() for p in autograded.rglob("*")
+                    if p.is_file() and p.name not in EXCHANGE_FILES)
+    assert stored == [f"{student}/{A}/{A}.ipynb" for student in sorted(CLASS)], "a result stored twice"
+    assert not list(course.root.rglob("result.json"))
+    pages = {page.parent.parent.name: page.read_text() for page in write_all(autograded, tmp_path / "feedback")}
+    gradebook = {r.student: r for r in read_class(course_settings(course.root).db_url)[0]}
+    assert set(pages) == set(gradebook) == set(CLASS)
+    for student, row in gradebook.items():
+        result = read_result(autograded / student / A / f"{A}.ipynb")
+        assert (result.status, result.messages) == (row.status, row.messages), student
+        assert {g: s for g, (s, _) in result.cells.items()} == {g: row.cells[g][0] for g in result.cells}, student
+        assert f"Score: {row.score:g} / " in pages[student], student
+
+
 def test_cli_rejects_bad_input(tmp_path):
     run = subprocess.run([sys.executable, "-m", "grader", "autograde", "99_Nothing", "--course", str(ROOT)],
                          capture_output=True, text=True, cwd=ROOT)

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+from dataclasses import replace
 
 import nbformat
 import pytest
@@ -10,6 +12,7 @@ from conftest import ROOT
 from course_harness import fill_in, read, released_path, solution_path
 from grader.feedback import render, write_all
 from grader.grade_one import HIDDEN_FAILED, SubmissionResult, load_spec, rebuild
+from grader.result import attach_result, read_result
 
 
 def _executed(tmp_path):
@@ -48,20 +51,29 @@ def test_feedback_shows_messages_not_tests(tmp_path):
 
 def test_write_all_finds_results(tmp_path):
     path, _ = _executed(tmp_path)
-    folder = tmp_path / "autograded" / "ann" / "01_UNets"
-    folder.mkdir(parents=True)
     result = SubmissionResult("ann", "01_UNets", "crashed", {"test_down_block": (2.0, 2.0)}, {}, ["crashed: x"], 1.0, "",
                               path)
-    (folder / "result.json").write_text(result.to_json())
     # as the class-wide runner stores it: the executed notebook alone, the result in its metadata
-    other = tmp_path / "autograded" / "bob" / "01_UNets"
-    other.mkdir(parents=True)
+    folder = tmp_path / "autograded" / "ann" / "01_UNets"
+    folder.mkdir(parents=True)
     nb = nbformat.read(str(path), as_version=4)
-    nb.metadata["course_grader"] = {"result": json.loads(result.to_json().replace('"ann"', '"bob"'))}
-    nbformat.write(nb, str(other / "01_UNets.ipynb"))
+    attach_result(nb, result)
+    nbformat.write(nb, str(folder / "01_UNets.ipynb"))
+    (folder / "result.json").write_text(result.to_json().replace('"crashed"', '"graded"'))  # a stray copy: ignored
+    # a folder graded before the notebook carried its result: a result.json beside the notebook
+    legacy = tmp_path / "autograded" / "bob" / "01_UNets"
+    legacy.mkdir(parents=True)
+    shutil.copyfile(path, legacy / "executed.ipynb")
+    (legacy / "result.json").write_text(result.to_json().replace('"ann"', '"bob"'))
+    # a notebook the course's grader did not grade gets no page
+    plain = tmp_path / "autograded" / "cat" / "01_UNets"
+    plain.mkdir(parents=True)
+    shutil.copyfile(path, plain / "01_UNets.ipynb")
     written = write_all(tmp_path / "autograded", tmp_path / "feedback")
     assert sorted(written) == [tmp_path / "feedback" / s / "01_UNets" / "01_UNets.html" for s in ("ann", "bob")]
     assert all("Grading stopped early (crashed)" in page.read_text() for page in written)
+    assert read_result(folder / "01_UNets.ipynb") == replace(result, executed_notebook=folder / "01_UNets.ipynb")
+    assert read_result(plain / "01_UNets.ipynb") is None
 
 
 # ----------------------------------------------------------------------------------------- nbgrader's own buttons
@@ -134,7 +146,7 @@ def test_feedback_exporter_refuses_a_notebook_not_graded_by_the_course(tmp_path)
     result = SubmissionResult("ann", A, "graded", {"test_down_block": (0.0, 2.0), "test_up_block": (2.0, 2.0),
                                                    "test_basic_unet": (3.0, 3.0)},
                               {"test_down_block": HIDDEN_FAILED}, [], 1.0, "", None)
-    nb.metadata["course_grader"] = {"result": json.loads(result.to_json())}
+    attach_result(nb, result)
     page, resources = exporter.from_notebook_node(nb, {})
     assert "Score: 5 / 7" in page and HIDDEN_FAILED in page and resources["output_extension"] == ".html"
     assert_no_hidden_test(page, spec, read(released_path(A)))
@@ -146,7 +158,7 @@ def test_write_all_puts_the_exchange_files_beside_each_page(tmp_path):
     folder.mkdir(parents=True)
     nb = nbformat.read(str(path), as_version=4)
     result = SubmissionResult("ann", A, "graded", {"test_down_block": (2.0, 2.0)}, {}, [], 1.0, "", None)
-    nb.metadata["course_grader"] = {"result": json.loads(result.to_json())}
+    attach_result(nb, result)
     nbformat.write(nb, str(folder / f"{A}.ipynb"))
     (folder / "timestamp.txt").write_text("2026-12-01 10:00:00 UTC")
     (folder / "submission_secret.txt").write_text("abc")
