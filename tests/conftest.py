@@ -1,8 +1,9 @@
 """Shared test setup: the data folder, the course root and small helpers.
 
 Tests read FashionMNIST from $COURSE_DATA_DIR if set, else from ``../shared/data`` beside the
-course when it is there, else from a tiny synthetic set in the official IDX format that the
-tests write themselves. The real loading code runs in every case.
+course when it is there, else from the same 900 real images kept in ``tests/data/fashion-mnist-sample``
+(unpacked into a scratch folder, as torchvision expects them). The real loading code runs in every case;
+``write_idx_fashion_mnist`` makes small made-up sets for tests of the loading path itself.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"
+SAMPLE = Path(__file__).resolve().parent / "data" / "fashion-mnist-sample"
 
 
 def write_idx_fashion_mnist(root: Path, n_train: int = 800, n_test: int = 100, seed: int = 0) -> Path:
@@ -52,7 +54,11 @@ def _data_dir(tmp_root: Path) -> Path:
         return Path(os.environ["COURSE_DATA_DIR"])
     if (SHARED_DATA / "FashionMNIST" / "raw").is_dir():
         return SHARED_DATA
-    return write_idx_fashion_mnist(tmp_root / "synthetic-fashion-mnist")
+    raw = tmp_root / "fashion-mnist-sample" / "FashionMNIST" / "raw"
+    raw.mkdir(parents=True)
+    for packed in SAMPLE.glob("*.gz"):
+        (raw / packed.stem).write_bytes(gzip.decompress(packed.read_bytes()))
+    return raw.parent.parent
 
 
 @pytest.fixture(scope="session", autouse=True)
