@@ -213,6 +213,57 @@ def test_a_checkpoint_of_another_run_is_not_used(tmp_path):
     assert not history.resumed_from_checkpoint and history.steps == 8
 
 
+def _averaged_run(checkpoint, decay=0.9, epochs=2, keep_average=True):
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4), torch.nn.Linear(4, 1))
+    averaged = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True) if keep_average else None
+    xs = [torch.randn(8, 3) for _ in range(4)]
+    seen = []
+
+    def loss_fn(m, x):  # records the weights each step starts from: the average must follow them
+        seen.append([p.detach().clone() for p in model.parameters()])
+        return (m(x) - x.sum(1, keepdim=True)).pow(2).mean()
+
+    history = train(model, loss_fn, xs, epochs=epochs, lr=0.05, checkpoint=checkpoint, progress=False,
+                    fast=False, averaged=averaged)
+    seen.append([p.detach().clone() for p in model.parameters()])
+    return model, averaged, history, seen
+
+
+def test_averaged_weights_are_the_exponential_moving_average_of_every_step(tmp_path):
+    decay = 0.9
+    model, averaged, history, seen = _averaged_run(None, decay)
+    assert history.steps == 8 and len(seen) == 9
+    # AveragedModel's EMA: the first update copies the weights, each later one is
+    # ema = decay * ema + (1 - decay) * weights
+    expected = seen[1]
+    for weights in seen[2:]:
+        expected = [decay * e + (1 - decay) * w for e, w in zip(expected, weights)]
+    for mine, want, last in zip(averaged.module.parameters(), expected, model.parameters()):
+        torch.testing.assert_close(mine, want, rtol=1e-5, atol=1e-6)
+        assert not torch.allclose(mine, last)  # an average, not a copy of the last weights
+    # BatchNorm's running statistics are averaged too (use_buffers=True), not left at their start
+    assert not torch.equal(averaged.module[1].running_mean, torch.zeros(4))
+
+
+def test_the_checkpoint_keeps_the_averaged_weights(tmp_path):
+    ckpt = tmp_path / "run.pt"
+    _, averaged, _, _ = _averaged_run(ckpt)
+    _, again, history, seen = _averaged_run(ckpt)  # a kernel restart: loaded, not trained again
+    assert history.resumed_from_checkpoint and len(seen) == 1
+    for a, b in zip(averaged.state_dict().values(), again.state_dict().values()):
+        assert torch.equal(a, b)
+    # a checkpoint saved without an average is not used for a run that keeps one
+    _averaged_run(tmp_path / "plain.pt", keep_average=False)
+    with pytest.raises(ValueError, match="no averaged weights"):
+        load_checkpoint(again.module, tmp_path / "plain.pt", averaged=again)
+    with pytest.warns(UserWarning, match="different run"):
+        _, _, history, _ = _averaged_run(tmp_path / "plain.pt")
+    assert not history.resumed_from_checkpoint and history.steps == 8
+
+
 def test_max_steps_stops_early(tmp_path):
     _, history = _tiny_run(None, epochs=5, max_steps=3)
     assert history.steps == 3 and history.completed

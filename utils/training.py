@@ -1,6 +1,7 @@
 """A small training loop with progress bars, a loss history and checkpoints.
 
-A checkpoint holds the model, the optimizer and the history; it is written after every epoch
+A checkpoint holds the model, the optimizer, the averaged weights (if kept) and the history; it is
+written after every epoch
 (to a temporary file, then renamed, so an interrupted save never destroys the previous one).
 Running the same cell again after a kernel restart loads a finished run instead of retraining.
 
@@ -8,6 +9,10 @@ By default a run takes the fastest path that is correct on the model's device
 (``utils.fast.training``; on a CUDA GPU a compiled, CUDA-graph, bfloat16-autocast step).
 ``train(..., fast=False)`` or ``COURSE_EAGER=1`` forces plain eager mode; ``History.path``
 records which path ran.
+
+``train(..., averaged=AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(0.99), use_buffers=True))``
+also keeps an exponential moving average of the weights, updated after every step (notebook 03;
+the DDPM paper samples from such an average, Ho et al. 2020, appendix B).
 """
 from __future__ import annotations
 
@@ -26,6 +31,8 @@ from .profiles import Profile
 from .runtime import COURSE_ROOT
 
 if TYPE_CHECKING:
+    from torch.optim.swa_utils import AveragedModel
+
     from .fast import FastPath, TrainingRun
 
 LossFn = Callable[[nn.Module, object], torch.Tensor]
@@ -67,16 +74,24 @@ def checkpoint_path(name: str, profile: Profile) -> Path | None:
     return folder.expanduser() / f"{name}-{profile.name}.pt"
 
 
-def _save(path: Path, model: nn.Module, optimizer, history: History, config: dict) -> None:
+def _save(path: Path, model: nn.Module, optimizer, history: History, config: dict,
+          averaged: AveragedModel | None = None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
     torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict() if optimizer else None,
+                "averaged": averaged.state_dict() if averaged is not None else None,
                 "history": asdict(history), "config": config}, tmp)
     os.replace(tmp, path)
 
 
-def load_checkpoint(model: nn.Module, path: Path | str, optimizer=None) -> History | None:
-    """Load weights (and optimizer state) saved by ``train``; return its History, or None if absent."""
+def load_checkpoint(model: nn.Module, path: Path | str, optimizer=None,
+                    averaged: AveragedModel | None = None) -> History | None:
+    """Load weights (and optimizer state, and the averaged weights) saved by ``train``; return its
+    History, or None if absent.
+
+    Raises:
+        ValueError: ``averaged`` is given but the checkpoint kept no averaged weights.
+    """
     path = Path(path)
     if not path.exists():
         return None
@@ -84,6 +99,11 @@ def load_checkpoint(model: nn.Module, path: Path | str, optimizer=None) -> Histo
     model.load_state_dict(state["model"])
     if optimizer is not None and state.get("optimizer"):
         optimizer.load_state_dict(state["optimizer"])
+    if averaged is not None:
+        if not state.get("averaged"):
+            raise ValueError(f"{path} holds no averaged weights: it was saved by a run without "
+                             "averaged=...; delete it to train again")
+        averaged.load_state_dict(state["averaged"])
     history = History(**state["history"])
     history.resumed_from_checkpoint = True
     return history
@@ -101,7 +121,7 @@ def _planned_steps(batches, epochs: int, max_steps: int | None) -> int | None:
 def train(model: nn.Module, loss_fn: LossFn, batches: Iterable, *, epochs: int, lr: float,
           checkpoint: Path | str | None = None, max_steps: int | None = None,
           progress: bool = True, desc: str = "training", fast: bool | FastPath | None = None,
-          sync_every: int | None = None) -> History:
+          sync_every: int | None = None, averaged: AveragedModel | None = None) -> History:
     """Train ``model`` with Adam on ``loss_fn(model, batch)`` for each batch of each epoch.
 
     Args:
@@ -123,14 +143,14 @@ def train(model: nn.Module, loss_fn: LossFn, batches: Iterable, *, epochs: int, 
     if epochs < 1:
         raise ValueError(f"epochs must be at least 1, got {epochs}")
     config = {"epochs": epochs, "lr": lr, "max_steps": max_steps, "model": type(model).__name__,
-              "parameters": sum(p.numel() for p in model.parameters())}
+              "parameters": sum(p.numel() for p in model.parameters()), "averaged": averaged is not None}
     from tqdm.auto import tqdm
 
     with training(model, fast, steps=_planned_steps(batches, epochs, max_steps)) as run:
         if sync_every is None:
             sync_every = 1 if run.path.device_type == "cpu" else 50
         optimizer = run.adam(lr)
-        history = _resume(checkpoint, config, model, optimizer)
+        history = _resume(checkpoint, config, model, optimizer, averaged)
         if history.completed:
             model.eval()
             return history
@@ -139,14 +159,15 @@ def train(model: nn.Module, loss_fn: LossFn, batches: Iterable, *, epochs: int, 
         model.train()
         for epoch in range(history.epochs_done, epochs):
             bar = tqdm(batches, desc=f"{desc} {epoch + 1}/{epochs}", disable=not progress, leave=False)
-            history.epoch_losses.append(_train_epoch(run, optimizer, loss_fn, bar, history, max_steps, sync_every))
+            history.epoch_losses.append(_train_epoch(run, optimizer, loss_fn, bar, history, max_steps, sync_every,
+                                                     averaged))
             history.epochs_done = epoch + 1
             history.path = run.description  # a measured path is known after the first step
             history.seconds = time.perf_counter() - start
             stop = max_steps is not None and history.steps >= max_steps
             history.completed = stop or history.epochs_done == epochs
             if checkpoint is not None:
-                _save(Path(checkpoint), model, optimizer, history, config)
+                _save(Path(checkpoint), model, optimizer, history, config, averaged)
             if stop:
                 break
     model.eval()
@@ -154,16 +175,19 @@ def train(model: nn.Module, loss_fn: LossFn, batches: Iterable, *, epochs: int, 
 
 
 def _train_epoch(run: TrainingRun, optimizer, loss_fn: LossFn, bar, history: History,
-                 max_steps: int | None, sync_every: int) -> float:
+                 max_steps: int | None, sync_every: int, averaged: AveragedModel | None) -> float:
     """One pass over ``bar`` (the batches, behind a progress bar), stopping once the history holds
     ``max_steps`` steps; the losses go into ``history``, read back from the device every
-    ``sync_every`` steps. Returns the epoch's mean loss."""
+    ``sync_every`` steps, and ``averaged`` (if any) follows the weights. Returns the epoch's mean
+    loss."""
     total, count, pending = 0.0, 0, []
     for batch in bar:
         optimizer.zero_grad(set_to_none=True)
         loss = run.loss(loss_fn, batch)
         loss.backward()
         optimizer.step()
+        if averaged is not None:
+            averaged.update_parameters(run.model)
         pending.append(loss.detach())
         stop = max_steps is not None and history.steps + len(pending) >= max_steps
         if len(pending) >= sync_every or stop:
@@ -177,7 +201,8 @@ def _train_epoch(run: TrainingRun, optimizer, loss_fn: LossFn, bar, history: His
     return total / max(count, 1)
 
 
-def _resume(checkpoint: Path | str | None, config: dict, model: nn.Module, optimizer) -> History:
+def _resume(checkpoint: Path | str | None, config: dict, model: nn.Module, optimizer,
+            averaged: AveragedModel | None) -> History:
     """The History of a saved run of the same config (its weights and optimizer state loaded),
     else a fresh one; a checkpoint of another config is ignored with a warning."""
     if checkpoint is None or not Path(checkpoint).exists():
@@ -187,7 +212,7 @@ def _resume(checkpoint: Path | str | None, config: dict, model: nn.Module, optim
         warnings.warn(f"{checkpoint} was saved for a different run ({saved}); training from scratch",
                       stacklevel=3)
         return History()
-    return load_checkpoint(model, checkpoint, optimizer)
+    return load_checkpoint(model, checkpoint, optimizer, averaged)
 
 
 def _flush(pending: list[torch.Tensor], history: History) -> list[float]:
