@@ -59,7 +59,9 @@ print(MARK + json.dumps({"value": round(_v, 1), "target": "FID <= 130", "passed"
     "03_Optimizations": ('''
 _v, _b = fid_03["03 UNet"], fid_03["02 basic U-Net"]
 print(MARK + json.dumps({"value": round(_v, 1), "target": "FID <= 70 and below 02's", "passed": _v <= 70 and _v < _b,
-      "detail": f"02 basic {_b:.1f}, real/real {list(fid_03.values())[0]:.1f}"}))''', "judge-feature FID, 03 UNet"),
+      "detail": f"02 basic {_b:.1f}; last weights: 03 {fid_03.get('03 UNet, last weights', float('nan')):.1f}, "
+                f"02 basic {fid_03.get('02 basic U-Net, last weights', float('nan')):.1f}; real/real {list(fid_03.values())[0]:.1f}"}))''',
+                         "judge-feature FID, 03 UNet (averaged weights)"),
     "04_Classifier_Free_Diffusion": (_JUDGE_16 + '''
 _rates = {w: _read(grid[:, j].reshape(-1, *IMAGE_SHAPE),
                    _t.tensor(grid_classes).repeat_interleave(per_cell)) for j, w in enumerate(grid_weights)}
