@@ -29,3 +29,19 @@ def test_each_kernel_starts_with_the_font_list_and_keeps_it(tmp_path):
     assert outcome.status == "graded", outcome.reason
     printed = "".join(o.get("text", "") for o in plan.nb.cells[0].outputs)
     assert printed.strip() == repr({fonts.name: fonts.stat().st_mtime_ns}), printed
+
+
+def test_the_grading_client_sends_nothing_back_for_an_output_widget():
+    """nbclient's stand-in for an Output widget writes on the shell socket while the client waits
+    there for the cell's reply, which can leave the reply unread (jupyter/nbclient#312); the
+    grader's client makes none."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    from grader.kernel_session import _client_class
+
+    state = {"_model_module": "@jupyter-widgets/output", "_model_name": "OutputModel", "outputs": []}
+    msg = {"content": {"comm_id": "c1", "data": {"state": state}}}
+    nb = nbformat.v4.new_notebook()
+    assert NotebookClient(nb).on_comm_open_jupyter_widget(msg) is not None  # nbclient's own makes one
+    assert _client_class()(nb).on_comm_open_jupyter_widget(msg) is None
