@@ -105,7 +105,7 @@ ORIGINAL_PLANS = {
 FAST_STEPS: dict[str, tuple[int, int]] = {
     "02_Diffusion_Models": (1_000, 64),
     "03_Optimizations": (1_500, 64),
-    "04_Classifier_Free_Diffusion": (2_500, 64),
+    "04_Classifier_Free_Diffusion": (2_000, 64),
     "05_CLIP": (2_500, 64),
     "05_CLIP/clip": (1_000, 128),
     "06_Assessment": (2_000, 64),
