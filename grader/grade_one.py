@@ -53,7 +53,7 @@ from pathlib import Path
 import nbformat
 
 from grader import sandbox as sb
-from grader.cells import BEGIN_HIDDEN, END_HIDDEN  # noqa: F401 (imported from here by the mutants)
+from grader.cells import BEGIN_HIDDEN, END_HIDDEN  # noqa: F401 (names of this module, see __all__)
 from grader.course_config import cell_timeout
 from grader.rebuild import Plan, rebuild
 from grader.result import Status, SubmissionResult, attach_result

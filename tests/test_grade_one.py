@@ -37,8 +37,8 @@ def test_any_single_notebook_name_is_found(tmp_path):
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_honest_notebooks_raise_no_flag(assignment):
     """Right, blank and (for every mutant) partly wrong answers: no flag, nothing zeroed, nothing restored."""
-    from mutants import apply as apply_mutant
-    from mutants import load as load_mutants
+    from grader.answer_sets.mutants import apply as apply_mutant
+    from grader.answer_sets.mutants import load as load_mutants
 
     spec = load_spec(ROOT, assignment)
     released = read(released_path(assignment))
