@@ -11,14 +11,15 @@ The steps, in order:
    while the other workers wait.
 3. Run (``grader.workers``): a pool of ``jobs`` worker processes on this machine (default: one per
    core), or the workers of a Dask cluster (``scheduler``), each unpacks a task into its own temporary
-   working copy and calls ``grader.grade_one.grade_submission`` on it, which grades that one submission
+   working copy and calls ``grader.grade_one.grade_in_memory`` on it, which grades that one submission
    (in its own kernel and sandbox) and never raises for anything the submission does. Dask workers need
    this course folder at the same path (or at ``worker_course_root``) and the course environment.
-4. Store: workers return the result, the executed notebook and the log; only this process writes the
-   gradebook (``grader.gradebook``; ``make grades`` and ``make report`` read it), the executed notebooks
-   (``autograded/<student>/<assignment>/``: each keeps its result in its metadata, the only file that
-   does; ``make feedback`` and ``nbgrader generate_feedback`` read it with ``grader.result.read_result``)
-   and the logs (``logs/autograde/<assignment>/<student>.log``).
+4. Store: workers return the result, the executed notebook (its bytes, never written on the worker)
+   and the log; only this process writes the gradebook (``grader.gradebook``; ``make grades`` and
+   ``make report`` read it), the executed notebooks (``autograded/<student>/<assignment>/``: each keeps
+   its result in its metadata, the only file that does; ``make feedback`` and ``nbgrader
+   generate_feedback`` read it with ``grader.result.read_result``) and the logs
+   (``logs/autograde/<assignment>/<student>.log``).
 
 Re-running grades only submissions that are new or changed since they were last graded: the hash
 covers the submission folder and the assignment's instructor folder (a changed test regrades
@@ -183,7 +184,7 @@ def grade_class(course_root: Path, assignments: list[str], *, jobs: int | None =
         force: grade every submission again, changed or not.
         students: grade only these students.
         db_url: the gradebook (default: the course's ``CourseDirectory.db_url``).
-        grader: "module:function" with ``grade_submission``'s signature (tests use a stand-in).
+        grader: "module:function" with ``grade_in_memory``'s signature (tests use a stand-in).
         sandbox: passed to the grader (None: its default).
         worker_course_root: where the course folder is on the workers, if not at the same path.
         threads: CPU threads for each submission's kernel (OMP_NUM_THREADS). Default: cores // jobs on
@@ -295,7 +296,7 @@ def _store(settings: CourseSettings, outcome: Outcome, writer: GradebookWriter) 
         folder = settings.root / "autograded" / outcome.student / outcome.assignment
         folder.mkdir(parents=True, exist_ok=True)
         names = writer.notebook_names(outcome.assignment)
-        name = f"{names[0]}.ipynb" if len(names) == 1 else outcome.notebook_name
+        name = f"{names[0] if len(names) == 1 else outcome.assignment}.ipynb"
         (folder / name).unlink(missing_ok=True)  # nbgrader's own converters leave their files read-only
         (folder / name).write_bytes(outcome.executed)
         copy_exchange_files(settings.root / "submitted" / outcome.student / outcome.assignment, folder)
