@@ -30,6 +30,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import os
 import re
 import statistics
@@ -46,6 +47,7 @@ from grader.gradebook import GradebookWriter, ensure_assignment
 from grader.result import Status
 from grader.workers import DEFAULT_GRADER, Outcome, Task, running
 
+logger = logging.getLogger(__name__)
 IGNORED = {".ipynb_checkpoints", "__pycache__", ".DS_Store"}
 # The first line of each submission's log, and how the next run reads its time back (expected_cost).
 LOG_HEADER = "graded on {host} in {seconds:.1f} s, status {status}"
@@ -274,6 +276,8 @@ def _collect(settings: CourseSettings, stream, tasks: list[Task], workers: int, 
         for done, outcome in enumerate(stream, start=1):
             row = _store(settings, outcome, writer)
             rows.append(row)
+            logger.debug("%d/%d: %s %s %s in %.1f s", done, len(tasks), row.student, row.assignment, row.status,
+                         row.seconds or 0.0)
             failed += row.status != Status.GRADED
             bar.update(1)
             bar.set_postfix_str(f"running {min(workers, len(tasks) - done)}, failed {failed}")

@@ -49,7 +49,6 @@ import logging
 import shutil
 import sys
 import time
-import traceback
 from dataclasses import replace
 from pathlib import Path
 
@@ -58,6 +57,7 @@ import nbformat
 from grader import sandbox as sb
 from grader.cells import BEGIN_HIDDEN, END_HIDDEN  # noqa: F401 (names of this module, see __all__)
 from grader.course_config import cell_timeout
+from grader.log import setup
 from grader.rebuild import Plan, rebuild
 from grader.result import Status, SubmissionResult, attach_result
 from grader.runner import RunOutcome, check_kernel_starts, run_plan
@@ -71,6 +71,7 @@ __all__ = ["grade_submission", "grade_in_memory", "default_limits", "main", "Sub
            "find_notebook", "Plan", "rebuild", "run_plan", "FREEZE_ONCE"]
 
 _LOUD = "WARNING: GRADED WITHOUT A SANDBOX"
+logger = logging.getLogger("grader.grade_one")  # ``log``: each grading's own lines
 
 # Fault injection for the test suite only: student -> grade id of a cell before which the grader
 # freezes the kernel (SIGSTOP) on the first attempt, as a lost message would leave it.
@@ -78,9 +79,9 @@ FREEZE_ONCE: dict[str, str] = {}
 
 
 def _choose_sandbox(sandbox: bool | None, student: str, assignment: str, log: list[str]) -> bool:
-    """Whether to use the sandbox (see ``grade_submission``); says loudly in ``log`` (and on stderr,
-    when the sandbox was wanted) when grading goes without it. Raises RuntimeError if required but
-    unavailable."""
+    """Whether to use the sandbox (see ``grade_submission``); says loudly in ``log`` (and in the grader's
+    log, a warning, when the sandbox was wanted) when grading goes without it. Raises RuntimeError if
+    required but unavailable."""
     available, why = sb.sandbox_available()
     if sandbox is None:
         use_sandbox = available
@@ -92,8 +93,7 @@ def _choose_sandbox(sandbox: bool | None, student: str, assignment: str, log: li
         log.append(f"{_LOUD}: {why if not available else 'turned off by the caller'}; the submission "
                    f"could read and write anything this user can")
         if sandbox is None:  # wanted but impossible: say so where the instructor will see it
-            logging.getLogger("grader").warning("%s: %s", _LOUD, why)
-            print(f"{_LOUD} ({student}, {assignment}): {why}", file=sys.stderr)
+            logger.warning("%s (%s, %s): %s", _LOUD, student, assignment, why)
     return use_sandbox
 
 
@@ -275,12 +275,15 @@ def main(argv: list[str]) -> int:
     parser.add_argument("workdir", type=Path)
     parser.add_argument("--course", type=Path, default=Path.cwd())
     parser.add_argument("--no-sandbox", action="store_true")
+    parser.add_argument("--verbose", "-v", action="store_true", help="say more of what is done")
     args = parser.parse_args(argv)
+    setup(args.verbose)
     try:
         result = grade_submission(args.course, args.assignment, args.student, submission_dir=args.submission_dir,
                                   workdir=args.workdir, sandbox=False if args.no_sandbox else None)
     except Exception:
-        traceback.print_exc()
+        logger.exception("the grader failed on %s's %s (not the submission's fault)",
+                         args.student, args.assignment)
         return 1
     print(result.to_json())
     return 0

@@ -29,6 +29,7 @@ import ast
 import copy
 import hashlib
 import json
+import logging
 import re
 import shutil
 import sys
@@ -39,9 +40,11 @@ from grader.answer_sets import mutants
 from grader.cells import BEGIN_HIDDEN, END_HIDDEN
 from grader.cells import meta as _meta
 from grader.cells import source as _source
+from grader.log import setup
 from utils.data import COURSE_ROOT
 
 INSTRUCTOR = "instructor"
+logger = logging.getLogger("grader.rubric")
 CHECKS = {"check", "check_close", "check_shape", "check_parameters", "check_fingerprint", "check_defined_here",
           "check_type"}
 
@@ -196,9 +199,8 @@ def capture(assignment: str, root: Path = COURSE_ROOT, progress: bool = True, on
                 captured[mutant.name] = {"digest": digest(mutant, nb), "cell": seen,
                                          "message": results.get(seen) if seen else None}
                 if progress:
-                    print(f"  {assignment} {i}/{len(wrong)}: {mutant.name}: "
-                          f"{(captured[mutant.name]['message'] or 'passes the visible checks').splitlines()[0][:90]}",
-                          flush=True)
+                    logger.info("  %s %d/%d: %s: %s", assignment, i, len(wrong), mutant.name,
+                                (captured[mutant.name]["message"] or "passes the visible checks").splitlines()[0][:90])
     finally:
         pool.shutdown()
     return captured
@@ -300,7 +302,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--hand-in", action="append", default=[], type=Path, metavar="FILE",
                         help="with --capture: a file to put beside the notebook, as a student hands it in "
                              "(06: --hand-in 06_model.pt, with the judge in judge/ or COURSE_JUDGE); repeatable")
+    parser.add_argument("--verbose", "-v", action="store_true", help="say more of what is done")
     args = parser.parse_args(argv)
+    setup(args.verbose)
     chosen = args.assignments or assignments()
     for assignment in chosen:
         stale = stale_captures(assignment)
