@@ -10,10 +10,14 @@ Every command works on the course folder (``--course``, default: this one) and i
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 
+from grader.log import setup
+
 COURSE_ROOT = Path(__file__).resolve().parent.parent
+logger = logging.getLogger("grader.__main__")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -22,6 +26,7 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--course", type=Path, default=COURSE_ROOT, help="the course folder (default: %(default)s)")
     common.add_argument("--db-url", default=None,
                         help="the gradebook, e.g. postgresql://user@host/db (default: the course's db_url)")
+    common.add_argument("--verbose", "-v", action="store_true", help="say more of what is done")
     commands = parser.add_subparsers(dest="command", required=True)
 
     grade = commands.add_parser("autograde", parents=[common], help="grade new or changed submissions")
@@ -47,23 +52,23 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
+    setup(args.verbose)
     from grader.course_config import course_settings
 
     try:
         settings = course_settings(args.course, args.db_url)
     except FileNotFoundError as error:
-        print(f"error: {error}", file=sys.stderr)
+        logger.error("%s", error)
         return 2
     if args.command == "autograde":
         from grader.batch import RunStatus, grade_class
 
         missing = [a for a in args.assignments if not (settings.root / "solutions" / a / f"{a}.ipynb").exists()]
         if missing:
-            print(f"error: no instructor notebook for {', '.join(missing)} under {settings.root / 'solutions'}",
-                  file=sys.stderr)
+            logger.error("no instructor notebook for %s under %s", ", ".join(missing), settings.root / "solutions")
             return 2
         if args.jobs is not None and args.jobs < 1:
-            print("error: --jobs must be at least 1", file=sys.stderr)
+            logger.error("--jobs must be at least 1")
             return 2
         summary = grade_class(settings.root, args.assignments, jobs=args.jobs, scheduler=args.scheduler,
                               force=args.force, students=args.student, db_url=settings.db_url,

@@ -11,14 +11,15 @@ The steps, in order:
    while the other workers wait.
 3. Run (``grader.workers``): a pool of ``jobs`` worker processes on this machine (default: one per
    core), or the workers of a Dask cluster (``scheduler``), each unpacks a task into its own temporary
-   working copy and calls ``grader.grade_one.grade_submission`` on it, which grades that one submission
+   working copy and calls ``grader.grade_one.grade_in_memory`` on it, which grades that one submission
    (in its own kernel and sandbox) and never raises for anything the submission does. Dask workers need
    this course folder at the same path (or at ``worker_course_root``) and the course environment.
-4. Store: workers return the result, the executed notebook and the log; only this process writes the
-   gradebook (``grader.gradebook``; ``make grades`` and ``make report`` read it), the executed notebooks
-   (``autograded/<student>/<assignment>/``: each keeps its result in its metadata, the only file that
-   does; ``make feedback`` and ``nbgrader generate_feedback`` read it with ``grader.result.read_result``)
-   and the logs (``logs/autograde/<assignment>/<student>.log``).
+4. Store: workers return the result, the executed notebook (its bytes, never written on the worker)
+   and the log; only this process writes the gradebook (``grader.gradebook``; ``make grades`` and
+   ``make report`` read it), the executed notebooks (``autograded/<student>/<assignment>/``: each keeps
+   its result in its metadata, the only file that does; ``make feedback`` and ``nbgrader
+   generate_feedback`` read it with ``grader.result.read_result``) and the logs
+   (``logs/autograde/<assignment>/<student>.log``).
 
 Re-running grades only submissions that are new or changed since they were last graded: the hash
 covers the submission folder and the assignment's instructor folder (a changed test regrades
@@ -29,6 +30,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import os
 import re
 import statistics
@@ -45,6 +47,7 @@ from grader.gradebook import GradebookWriter, ensure_assignment
 from grader.result import Status
 from grader.workers import DEFAULT_GRADER, Outcome, Task, running
 
+logger = logging.getLogger(__name__)
 IGNORED = {".ipynb_checkpoints", "__pycache__", ".DS_Store"}
 # The first line of each submission's log, and how the next run reads its time back (expected_cost).
 LOG_HEADER = "graded on {host} in {seconds:.1f} s, status {status}"
@@ -183,7 +186,7 @@ def grade_class(course_root: Path, assignments: list[str], *, jobs: int | None =
         force: grade every submission again, changed or not.
         students: grade only these students.
         db_url: the gradebook (default: the course's ``CourseDirectory.db_url``).
-        grader: "module:function" with ``grade_submission``'s signature (tests use a stand-in).
+        grader: "module:function" with ``grade_in_memory``'s signature (tests use a stand-in).
         sandbox: passed to the grader (None: its default).
         worker_course_root: where the course folder is on the workers, if not at the same path.
         threads: CPU threads for each submission's kernel (OMP_NUM_THREADS). Default: cores // jobs on
@@ -273,6 +276,8 @@ def _collect(settings: CourseSettings, stream, tasks: list[Task], workers: int, 
         for done, outcome in enumerate(stream, start=1):
             row = _store(settings, outcome, writer)
             rows.append(row)
+            logger.debug("%d/%d: %s %s %s in %.1f s", done, len(tasks), row.student, row.assignment, row.status,
+                         row.seconds or 0.0)
             failed += row.status != Status.GRADED
             bar.update(1)
             bar.set_postfix_str(f"running {min(workers, len(tasks) - done)}, failed {failed}")
@@ -295,7 +300,7 @@ def _store(settings: CourseSettings, outcome: Outcome, writer: GradebookWriter) 
         folder = settings.root / "autograded" / outcome.student / outcome.assignment
         folder.mkdir(parents=True, exist_ok=True)
         names = writer.notebook_names(outcome.assignment)
-        name = f"{names[0]}.ipynb" if len(names) == 1 else outcome.notebook_name
+        name = f"{names[0] if len(names) == 1 else outcome.assignment}.ipynb"
         (folder / name).unlink(missing_ok=True)  # nbgrader's own converters leave their files read-only
         (folder / name).write_bytes(outcome.executed)
         copy_exchange_files(settings.root / "submitted" / outcome.student / outcome.assignment, folder)

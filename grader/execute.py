@@ -1,7 +1,8 @@
 """Run a notebook quickly up to one graded cell: slow cells skipped, one kernel reused.
 
-The test suite runs every plausible wrong answer (tests/mutants/) and every right answer written
-differently (tests/equivalents/) this way, and ``grader.rubric`` captures what a student sees.
+The test suite runs every plausible wrong answer (grader/answer_sets/mutants/) and every right
+answer written differently (grader/answer_sets/equivalents/) this way, and ``grader.rubric`` captures
+what a student sees.
 """
 from __future__ import annotations
 

@@ -17,6 +17,7 @@ import argparse
 import base64
 import binascii
 import html
+import logging
 import re
 import shutil
 import sys
@@ -25,8 +26,10 @@ from pathlib import Path
 import nbformat
 
 from grader.cells import meta
+from grader.log import setup
 from grader.result import Status, SubmissionResult, read_result
 
+logger = logging.getLogger("grader.feedback")
 MAX_OUTPUT_CHARS = 20_000
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 STYLE = """
@@ -136,7 +139,7 @@ def _graded(results: Path):
         try:
             result = read_result(path)
         except (ValueError, KeyError, TypeError, OSError) as error:
-            print(f"skipped {path}: {error}", file=sys.stderr)
+            logger.warning("skipped %s: %s", path, error)
             continue
         if result is not None:
             yield result, path
@@ -181,9 +184,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument("assignments", nargs="*", help="only these assignments (default: all)")
     parser.add_argument("--results", type=Path, default=Path("autograded"))
     parser.add_argument("--out", type=Path, default=Path("feedback"))
+    parser.add_argument("--verbose", "-v", action="store_true", help="say more of what is done")
     args = parser.parse_args(argv)
+    setup(args.verbose)
     if not args.results.exists():
-        print(f"no graded results in {args.results}/: run `make autograde` first", file=sys.stderr)
+        logger.error("no graded results in %s/: run `make autograde` first", args.results)
         return 1
     written = write_all(args.results, args.out, args.assignments or None)
     print(f"wrote {len(written)} feedback page(s) to {args.out}/")

@@ -32,7 +32,9 @@ When the notebook ran, ``workdir`` receives ``executed.ipynb``: the rebuilt note
 and, in its metadata, the result (``grader.result.attach_result``; instructor-only: it holds the hidden
 tests; ``grader.feedback`` makes the student's page from it without them). That notebook is the one
 file that keeps the result; nothing else is written beside it, and nothing to the gradebook.
-``grade_submission`` never raises for anything a submission does.
+``grade_in_memory`` grades the same way but hands the executed notebook back as the bytes of its file
+instead of writing it (what the class-wide runner's workers call: the notebook is written once, where
+it is kept). Neither raises for anything a submission does.
 
 For the class-wide runner: store the result in the gradebook and the executed notebook under
 ``autograded/<student>/<id>/`` (``make feedback`` reads the result back with
@@ -47,14 +49,15 @@ import logging
 import shutil
 import sys
 import time
-import traceback
+from dataclasses import replace
 from pathlib import Path
 
 import nbformat
 
 from grader import sandbox as sb
-from grader.cells import BEGIN_HIDDEN, END_HIDDEN  # noqa: F401 (imported from here by the mutants)
+from grader.cells import BEGIN_HIDDEN, END_HIDDEN  # noqa: F401 (names of this module, see __all__)
 from grader.course_config import cell_timeout
+from grader.log import setup
 from grader.rebuild import Plan, rebuild
 from grader.result import Status, SubmissionResult, attach_result
 from grader.runner import RunOutcome, check_kernel_starts, run_plan
@@ -63,11 +66,12 @@ from grader.score import HIDDEN_FAILED, score  # noqa: F401 (HIDDEN_FAILED: for 
 from grader.spec import AssignmentSpec, graded_cells, load_spec, load_spec_file  # noqa: F401 (graded_cells)
 from grader.submission import changed_files, course_state, find_notebook, read_notebook, shadowing_modules
 
-__all__ = ["grade_submission", "default_limits", "main", "SubmissionResult", "Status", "HIDDEN_FAILED",
-           "BEGIN_HIDDEN", "END_HIDDEN", "AssignmentSpec", "load_spec", "graded_cells", "find_notebook", "Plan",
-           "rebuild", "run_plan", "FREEZE_ONCE"]
+__all__ = ["grade_submission", "grade_in_memory", "default_limits", "main", "SubmissionResult", "Status",
+           "HIDDEN_FAILED", "BEGIN_HIDDEN", "END_HIDDEN", "AssignmentSpec", "load_spec", "graded_cells",
+           "find_notebook", "Plan", "rebuild", "run_plan", "FREEZE_ONCE"]
 
 _LOUD = "WARNING: GRADED WITHOUT A SANDBOX"
+logger = logging.getLogger("grader.grade_one")  # ``log``: each grading's own lines
 
 # Fault injection for the test suite only: student -> grade id of a cell before which the grader
 # freezes the kernel (SIGSTOP) on the first attempt, as a lost message would leave it.
@@ -75,9 +79,9 @@ FREEZE_ONCE: dict[str, str] = {}
 
 
 def _choose_sandbox(sandbox: bool | None, student: str, assignment: str, log: list[str]) -> bool:
-    """Whether to use the sandbox (see ``grade_submission``); says loudly in ``log`` (and on stderr,
-    when the sandbox was wanted) when grading goes without it. Raises RuntimeError if required but
-    unavailable."""
+    """Whether to use the sandbox (see ``grade_submission``); says loudly in ``log`` (and in the grader's
+    log, a warning, when the sandbox was wanted) when grading goes without it. Raises RuntimeError if
+    required but unavailable."""
     available, why = sb.sandbox_available()
     if sandbox is None:
         use_sandbox = available
@@ -89,8 +93,7 @@ def _choose_sandbox(sandbox: bool | None, student: str, assignment: str, log: li
         log.append(f"{_LOUD}: {why if not available else 'turned off by the caller'}; the submission "
                    f"could read and write anything this user can")
         if sandbox is None:  # wanted but impossible: say so where the instructor will see it
-            logging.getLogger("grader").warning("%s: %s", _LOUD, why)
-            print(f"{_LOUD} ({student}, {assignment}): {why}", file=sys.stderr)
+            logger.warning("%s (%s, %s): %s", _LOUD, student, assignment, why)
     return use_sandbox
 
 
@@ -196,6 +199,22 @@ def grade_submission(course_root: Path, assignment: str, student: str, *, submis
         FileNotFoundError: no instructor notebook for ``assignment`` (the grader's setup is broken).
         RuntimeError: ``sandbox=True`` but bubblewrap cannot run, or no kernel can start at all.
     """
+    result, notebook = grade_in_memory(course_root, assignment, student, submission_dir=submission_dir,
+                                       workdir=workdir, sandbox=sandbox, limits=limits, source=source)
+    if notebook is None:
+        return result
+    executed = Path(workdir).resolve() / "executed.ipynb"
+    executed.write_bytes(notebook)
+    return replace(result, executed_notebook=executed)
+
+
+def grade_in_memory(course_root: Path, assignment: str, student: str, *, submission_dir: Path,
+                    workdir: Path, sandbox: bool | None = None, limits: Limits | None = None,
+                    source: Path | None = None) -> tuple[SubmissionResult, bytes | None]:
+    """Grade as ``grade_submission`` does (same arguments), but hand the executed notebook back instead
+    of writing ``executed.ipynb``: (result, notebook), ``notebook`` the bytes of the ``.ipynb`` file with
+    the result in its metadata, or None when nothing ran; ``result.executed_notebook`` is None.
+    """
     started = time.monotonic()
     course_root, workdir, submission_dir = Path(course_root).resolve(), Path(workdir).resolve(), Path(submission_dir)
     spec = load_spec(course_root, assignment) if source is None else \
@@ -206,15 +225,15 @@ def grade_submission(course_root: Path, assignment: str, student: str, *, submis
     flags: list[str] = []
     use_sandbox = _choose_sandbox(sandbox, student, assignment, log)
 
-    def finish(status: str, cells: dict | None = None, messages: dict | None = None, executed: Path | None = None,
+    def finish(status: str, cells: dict | None = None, messages: dict | None = None,
                regrade: bool = False) -> SubmissionResult:
         cells = {gid: (0.0, pts) for gid, pts in spec.points.items()} if cells is None else cells
         return SubmissionResult(student, assignment, status, cells, messages or {}, flags,
-                                round(time.monotonic() - started, 2), "\n".join(log), executed, regrade)
+                                round(time.monotonic() - started, 2), "\n".join(log), None, regrade)
 
     raw = _read_submission(submission_dir, assignment, log, flags)
     if isinstance(raw, Status):
-        return finish(raw)
+        return finish(raw), None
     plan = rebuild(raw, spec, course_root / "utils", check_copies=source is None)
     flags.extend(plan.flags)
     _flag_shadowing(submission_dir, spec, plan, flags)
@@ -226,11 +245,15 @@ def grade_submission(course_root: Path, assignment: str, student: str, *, submis
     scored = score(plan, spec, outcome, course_changed=changed)
     flags.extend(scored.flags)
     _log_run(log, outcome, scored.cells, use_sandbox)
-    executed = workdir / "executed.ipynb"
-    result = finish(outcome.status, scored.cells, scored.messages, executed, regrade)
+    result = finish(outcome.status, scored.cells, scored.messages, regrade=regrade)
     attach_result(plan.nb, result)  # the one stored copy: feedback reads it back from the notebook
-    nbformat.write(plan.nb, str(executed))
-    return result
+    return result, notebook_bytes(plan.nb)
+
+
+def notebook_bytes(nb) -> bytes:
+    """The file ``nbformat.write`` makes of notebook ``nb``, as bytes (UTF-8 JSON ending in a newline)."""
+    text = nbformat.writes(nb)
+    return (text if text.endswith("\n") else text + "\n").encode("utf-8")
 
 
 def default_limits(course_root: Path) -> Limits:
@@ -252,12 +275,15 @@ def main(argv: list[str]) -> int:
     parser.add_argument("workdir", type=Path)
     parser.add_argument("--course", type=Path, default=Path.cwd())
     parser.add_argument("--no-sandbox", action="store_true")
+    parser.add_argument("--verbose", "-v", action="store_true", help="say more of what is done")
     args = parser.parse_args(argv)
+    setup(args.verbose)
     try:
         result = grade_submission(args.course, args.assignment, args.student, submission_dir=args.submission_dir,
                                   workdir=args.workdir, sandbox=False if args.no_sandbox else None)
     except Exception:
-        traceback.print_exc()
+        logger.exception("the grader failed on %s's %s (not the submission's fault)",
+                         args.student, args.assignment)
         return 1
     print(result.to_json())
     return 0

@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from grader.log import setup
 from utils.data import COURSE_ROOT
 
 
@@ -56,6 +57,7 @@ def main(argv: list[str]) -> int:
     if not argv:
         print("usage: python -m grader.release ASSIGNMENT_ID [...]", file=sys.stderr)
         return 2
+    setup()
     for assignment in argv:
         print(f"released {release(assignment).relative_to(COURSE_ROOT)}")
     return 0

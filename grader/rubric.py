@@ -1,16 +1,17 @@
 """The instructor's rubric for each notebook: ``instructor/<id>.md``.
 
     python -m grader.rubric [ids]            write instructor/<id>.md from what is stored (seconds)
-    python -m grader.rubric --capture [ids]  first run the wrong answers of tests/mutants/<id>.py whose
-                                             message is missing or out of date through the visible
-                                             checks (minutes; --all for every one), then write
+    python -m grader.rubric --capture [ids]  first run the wrong answers of
+                                             grader/answer_sets/mutants/<id>.py whose message is missing
+                                             or out of date through the visible checks (minutes; --all
+                                             for every one), then write
     make rubric                              the same as --capture for every notebook
 
 Each rubric lists every graded cell with its points and what its checks verify (the names the
 checks print, read from the test cell's source: the visible ones a student runs and the hidden
 ones that run only at grading), the model answers of the manually graded cells, the table of
-common wrong answers from ``tests/mutants/<id>.py`` with the first message a student sees for
-each, and the hand-written notes of ``instructor/notes/<id>.md`` (expected results of a healthy run).
+common wrong answers from ``grader/answer_sets/mutants/<id>.py`` with the first message a student
+sees for each, and the hand-written notes of ``instructor/notes/<id>.md`` (expected results of a healthy run).
 
 The messages are captured by executing the instructor notebook with the hidden tests removed and
 the wrong answer put in, and are kept in ``instructor/captured/<id>.json`` together with a digest
@@ -27,20 +28,23 @@ import argparse
 import ast
 import copy
 import hashlib
-import importlib
 import json
+import logging
 import re
 import shutil
 import sys
 import tempfile
 from pathlib import Path
 
+from grader.answer_sets import mutants
 from grader.cells import BEGIN_HIDDEN, END_HIDDEN
 from grader.cells import meta as _meta
 from grader.cells import source as _source
+from grader.log import setup
 from utils.data import COURSE_ROOT
 
 INSTRUCTOR = "instructor"
+logger = logging.getLogger("grader.rubric")
 CHECKS = {"check", "check_close", "check_shape", "check_parameters", "check_fingerprint", "check_defined_here",
           "check_type"}
 
@@ -129,16 +133,9 @@ def graded_cells(nb: dict) -> list[dict]:
 
 
 # -- the wrong answers and what a student sees -------------------------------------------------
-def _mutants_package(root: Path = COURSE_ROOT):
-    """tests/mutants (its files import it as ``mutants``, so tests/ goes on the path)."""
-    tests = str(root / "tests")
-    if tests not in sys.path:
-        sys.path.insert(0, tests)
-    return importlib.import_module("mutants")
-
-
-def load_mutants(assignment: str, root: Path = COURSE_ROOT) -> list:
-    return _mutants_package(root).load(assignment)
+def load_mutants(assignment: str) -> list:
+    """The plausible wrong answers of ``assignment`` (``grader/answer_sets/mutants/<id>.py``)."""
+    return mutants.load(assignment)
 
 
 def _cells_by_id(nb: dict) -> dict[str, dict]:
@@ -179,7 +176,7 @@ def capture(assignment: str, root: Path = COURSE_ROOT, progress: bool = True, on
     view = student_view(nb)
     order = [_meta(c).get("grade_id") for c in nb["cells"]]
     captured, pool = {}, KernelPool()
-    mutants, apply = load_mutants(assignment, root), _mutants_package(root).apply
+    wrong = load_mutants(assignment)
     try:
         with tempfile.TemporaryDirectory() as tmp:
             for path in hand_in:
@@ -191,20 +188,19 @@ def capture(assignment: str, root: Path = COURSE_ROOT, progress: bool = True, on
             if failing:
                 raise RuntimeError(f"{assignment}: the right answers fail their visible checks, so no message "
                                    f"would mean anything: {failing}")
-            mutants = [m for m in mutants if only is None or m.name in only]
-            for i, mutant in enumerate(mutants, start=1):
+            wrong = [m for m in wrong if only is None or m.name in only]
+            for i, mutant in enumerate(wrong, start=1):
                 trial = copy.deepcopy(view)
                 cell = _cells_by_id(trial)[mutant.cell]
-                cell["source"] = apply(mutant, _source(cell))
+                cell["source"] = mutants.apply(mutant, _source(cell))
                 fails = sorted(mutant.fails, key=order.index)
                 results = run_trimmed(trial, fails[-1], Path(tmp), km=km)
                 seen = next((g for g in fails if results.get(g)), None)
                 captured[mutant.name] = {"digest": digest(mutant, nb), "cell": seen,
                                          "message": results.get(seen) if seen else None}
                 if progress:
-                    print(f"  {assignment} {i}/{len(mutants)}: {mutant.name}: "
-                          f"{(captured[mutant.name]['message'] or 'passes the visible checks').splitlines()[0][:90]}",
-                          flush=True)
+                    logger.info("  %s %d/%d: %s: %s", assignment, i, len(wrong), mutant.name,
+                                (captured[mutant.name]["message"] or "passes the visible checks").splitlines()[0][:90])
     finally:
         pool.shutdown()
     return captured
@@ -222,9 +218,9 @@ def read_captured(assignment: str, root: Path = COURSE_ROOT) -> dict:
 def stale_captures(assignment: str, root: Path = COURSE_ROOT) -> list[str]:
     """Names of the wrong answers whose stored message is missing or no longer matches its inputs."""
     nb, stored = read_notebook(assignment, root), read_captured(assignment, root)
-    mutants = load_mutants(assignment, root)
-    names = {m.name for m in mutants}
-    stale = [m.name for m in mutants if stored.get(m.name, {}).get("digest") != digest(m, nb)]
+    wrong = load_mutants(assignment)
+    names = {m.name for m in wrong}
+    stale = [m.name for m in wrong if stored.get(m.name, {}).get("digest") != digest(m, nb)]
     return stale + sorted(set(stored) - names)
 
 
@@ -245,7 +241,7 @@ def render(assignment: str, root: Path = COURSE_ROOT) -> str:
         f"# Rubric: {assignment}",
         "",
         f"Generated by `python -m grader.rubric` from `solutions/{assignment}/{assignment}.ipynb`, "
-        f"`tests/mutants/{assignment}.py`, `instructor/captured/{assignment}.json` and "
+        f"`grader/answer_sets/mutants/{assignment}.py`, `instructor/captured/{assignment}.json` and "
         f"`instructor/notes/{assignment}.md`; do not edit by hand. For instructors only.",
         "",
         f"**{auto + manual} points**: {auto} graded automatically, {manual} by hand.",
@@ -269,14 +265,14 @@ def render(assignment: str, root: Path = COURSE_ROOT) -> str:
             question = "\n".join("> " + line for line in cell["question"].strip().splitlines())
             lines += ["Question:", "", question, "", "Model answer (what earns the points):", "",
                       cell["model_answer"].strip()]
-    mutants = load_mutants(assignment, root)
+    wrong = load_mutants(assignment)
     stored = read_captured(assignment, root)
     lines += ["", "## Common wrong answers", "",
-              f"Each row is a plausible wrong answer from `tests/mutants/{assignment}.py`; the test suite checks "
-              "that it loses the points named. The last column is the first message a student sees when "
+              f"Each row is a plausible wrong answer from `grader/answer_sets/mutants/{assignment}.py`; the test "
+              "suite checks that it loses the points named. The last column is the first message a student sees when "
               "running the visible checks with that answer.", "",
               "| wrong answer | answer cell | loses | what the student sees |", "|---|---|---|---|"]
-    for m in mutants:
+    for m in wrong:
         seen = stored.get(m.name, {})
         loses = ", ".join(f"`{g}` ({points.get(g, '?')})" for g in m.fails)
         if not seen:
@@ -306,7 +302,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--hand-in", action="append", default=[], type=Path, metavar="FILE",
                         help="with --capture: a file to put beside the notebook, as a student hands it in "
                              "(06: --hand-in 06_model.pt, with the judge in judge/ or COURSE_JUDGE); repeatable")
+    parser.add_argument("--verbose", "-v", action="store_true", help="say more of what is done")
     args = parser.parse_args(argv)
+    setup(args.verbose)
     chosen = args.assignments or assignments()
     for assignment in chosen:
         stale = stale_captures(assignment)

@@ -10,14 +10,17 @@ pass). Hidden tests are not run: they stay the grader's.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import tempfile
 from pathlib import Path
 
 from grader.grade_one import grade_submission, graded_cells  # noqa: F401 (graded_cells: for callers)
+from grader.log import setup
 from grader.result import Status
 
 COURSE = Path(__file__).resolve().parent.parent
+logger = logging.getLogger("grader.validate")
 
 
 def assignment_of(notebook: Path, course: Path) -> str:
@@ -74,11 +77,13 @@ def main(argv: list[str]) -> int:
     parser.add_argument("notebooks", nargs="+", type=Path)
     parser.add_argument("--assignment", help="assignment id (default: from the folder or file name)")
     parser.add_argument("--timeout", type=float, help="seconds per cell (default: 300)")
+    parser.add_argument("--verbose", "-v", action="store_true", help="say more of what is done")
     args = parser.parse_args(argv)
+    setup(args.verbose)
     ok = True
     for notebook in args.notebooks:
         if not notebook.exists():
-            print(f"{notebook}: no such notebook", file=sys.stderr)
+            logger.error("%s: no such notebook", notebook)
             ok = False
             continue
         ok = validate(notebook, COURSE, args.assignment, args.timeout) and ok

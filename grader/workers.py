@@ -2,9 +2,10 @@
 
 A ``Task`` carries one submission, its files packed into it (``grader.batch.pack``), so a worker needs
 no access to ``submitted/``. ``run_task`` grades it in the worker: it unpacks the files into a fresh
-temporary working copy, calls the grader (``grader.grade_one.grade_submission``, or a stand-in named by
-``Task.grader``) and sends back an ``Outcome``: the result, the executed notebook's bytes (read once
-from the temporary copy; the notebook carries the result in its metadata) and which host graded it.
+temporary working copy, calls the grader (``grader.grade_one.grade_in_memory``, or a stand-in named by
+``Task.grader``) and sends back an ``Outcome``: the result, the executed notebook's bytes as the grader
+handed them back (the notebook carries the result in its metadata; nothing writes it on the worker, and
+the parent writes it once, where it is kept) and which host graded it.
 ``running`` starts the workers for a list of tasks and yields the outcomes as they finish, whatever
 order that is:
 
@@ -29,10 +30,12 @@ import time
 import traceback
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
-DEFAULT_GRADER = "grader.grade_one:grade_submission"
+# The grader a worker calls, as "module:function" (a stand-in has its signature): it returns the result
+# and the executed notebook's bytes (None when nothing ran), and writes no notebook itself.
+DEFAULT_GRADER = "grader.grade_one:grade_in_memory"
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 
@@ -52,14 +55,13 @@ class Task:
 
 @dataclass
 class Outcome:
-    """What a worker sends back: the result (None if the grader itself failed) and the files it made."""
+    """What a worker sends back: the result (None if the grader itself failed) and the executed notebook."""
 
     student: str
     assignment: str
     submission_hash: str
     result: object | None
-    notebook_name: str | None = None
-    executed: bytes | None = None
+    executed: bytes | None = None   # the .ipynb file's bytes; None when nothing ran
     grader_error: str | None = None
     host: str = ""
     worker_seconds: float = 0.0
@@ -85,13 +87,9 @@ def run_task(task: Task) -> Outcome:
         with tarfile.open(fileobj=io.BytesIO(task.files), mode="r") as tar:
             tar.extractall(submission_dir, filter="data")
         grade = load_grader(task.grader)
-        result = grade(Path(task.course_root), task.assignment, task.student, submission_dir=submission_dir,
-                       workdir=scratch / "work", sandbox=task.sandbox)
-        executed = getattr(result, "executed_notebook", None)
-        if executed is not None and Path(executed).is_file():
-            outcome.notebook_name = Path(executed).name
-            outcome.executed = Path(executed).read_bytes()
-        outcome.result = replace(result, executed_notebook=None)
+        result, executed = grade(Path(task.course_root), task.assignment, task.student,
+                                 submission_dir=submission_dir, workdir=scratch / "work", sandbox=task.sandbox)
+        outcome.result, outcome.executed = result, executed
     except Exception:
         outcome.grader_error = traceback.format_exc()
     finally:

@@ -134,9 +134,21 @@ def check_env_for(layout: Layout, user: str) -> None:
                            "read the class environment.")
 
 
+# Instructors only: the wrong and the right answers that test the tests quote the model answers.
+NOT_FOR_STUDENTS = "grader/answer_sets/"
+
+
+def code_files(source: Path) -> list[str]:
+    """The files of the course's Python packages (utils/, grader/) every user may read."""
+    return [n for n in files_of_course(source)
+            if n.split("/")[0] in ("utils", "grader") and not n.startswith(NOT_FOR_STUDENTS)]
+
+
 def install_code(layout: Layout, source: Path) -> None:
-    """Copy the course's Python packages (utils/, grader/) to ``code/``, readable by all, replacing the old."""
-    names = [n for n in files_of_course(source) if n.split("/")[0] in ("utils", "grader")]
+    """Copy the course's Python packages (utils/, grader/) to ``code/``, readable by all, replacing the old.
+
+    ``grader/answer_sets/`` stays out: it quotes the model answers (the instructor's ``course/`` has it)."""
+    names = code_files(source)
     if layout.code.exists():
         shutil.rmtree(layout.code)
     copy_files(source, names, layout.code)

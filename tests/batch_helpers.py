@@ -1,4 +1,4 @@
-"""A grader with ``grade_submission``'s signature for the class-grading tests, and their shared data.
+"""A grader with ``grade_in_memory``'s signature for the class-grading tests, and their shared data.
 
 - ``fake_grade``: grades instantly from instructions stored in the submitted notebook's metadata
   (``metadata.fake``: status, cells, messages, sleep, raise, regrade), for tests of the batch machinery itself.
@@ -14,22 +14,19 @@ from grader.result import Status, attach_result
 
 
 def fake_grade(course_root: Path, assignment: str, student: str, *, submission_dir: Path, workdir: Path,
-               sandbox: bool | None = None) -> SubmissionResult:
+               sandbox: bool | None = None) -> tuple[SubmissionResult, bytes]:
     notebook = Path(submission_dir) / f"{assignment}.ipynb"
     nb = json.loads(notebook.read_text())
     fake = nb["metadata"]["fake"]
     time.sleep(fake.get("sleep", 0))
     if fake.get("raise"):
         raise RuntimeError("the grader is broken")
-    workdir.mkdir(parents=True, exist_ok=True)
-    executed = workdir / f"{assignment}.ipynb"
     cells = {k: tuple(v) for k, v in fake["cells"].items()}
     result = SubmissionResult(student, assignment, fake.get("status", Status.GRADED), cells, fake.get("messages", {}),
                               list(fake.get("flags", [])), float(fake.get("seconds", 0.1)), f"fake log of {student}",
-                              executed, bool(fake.get("regrade", False)))
-    attach_result(nb, result)  # as grade_submission stores it: in the executed notebook, nowhere else
-    executed.write_text(json.dumps(nb))
-    return result
+                              None, bool(fake.get("regrade", False)))
+    attach_result(nb, result)  # as grade_in_memory keeps it: in the executed notebook, nowhere else
+    return result, json.dumps(nb).encode()
 
 
 def _points(assignment: str) -> dict[str, float]:

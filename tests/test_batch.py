@@ -320,7 +320,7 @@ def test_cli_rejects_bad_input(tmp_path):
 
 # ----------------------------------------------------------------------------------------- real grading
 
-REAL_GRADER = "grader.grade_one:grade_submission"
+REAL_GRADER = "grader.grade_one:grade_in_memory"
 
 
 

@@ -37,8 +37,8 @@ def test_any_single_notebook_name_is_found(tmp_path):
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_honest_notebooks_raise_no_flag(assignment):
     """Right, blank and (for every mutant) partly wrong answers: no flag, nothing zeroed, nothing restored."""
-    from mutants import apply as apply_mutant
-    from mutants import load as load_mutants
+    from grader.answer_sets.mutants import apply as apply_mutant
+    from grader.answer_sets.mutants import load as load_mutants
 
     spec = load_spec(ROOT, assignment)
     released = read(released_path(assignment))
@@ -239,6 +239,37 @@ def test_missing_and_unreadable_score_zero_without_a_kernel(tmp_path):
         assert set(result.cells) == set(graded_cells(ROOT, "01_UNets"))
         # nothing ran, so nothing is stored: the returned result is the only one (the gradebook keeps it)
         assert result.executed_notebook is None and not any((tmp_path / f"w-{name}").iterdir())
+
+
+def test_the_notebook_handed_back_is_the_file_nbformat_writes(tmp_path):
+    """grade_in_memory's bytes are what grade_submission's executed.ipynb held when nbformat wrote it."""
+    import nbformat
+
+    from grader.grade_one import notebook_bytes
+    from grader.result import attach_result, result_in
+
+    nb = nbformat.read(str(solution_path("01_UNets")), as_version=4)
+    result = SubmissionResult("ann", "01_UNets", "graded", {"test_down_block": (2.0, 2.0)}, {}, [], 1.5, "ok", None)
+    attach_result(nb, result)
+    nbformat.write(nb, str(tmp_path / "executed.ipynb"))
+    assert notebook_bytes(nb) == (tmp_path / "executed.ipynb").read_bytes()
+    assert result_in(json.loads(notebook_bytes(nb))) == result
+
+
+def test_a_worker_sends_back_the_notebook_its_grader_handed_it(tmp_path):
+    """The worker passes the grader's notebook bytes on as they came; it reads no file for them."""
+    from grader.batch import pack
+    from grader.workers import Task, run_task
+
+    nb = read(released_path("01_UNets"))
+    nb["metadata"]["fake"] = {"cells": {"test_basic_unet": [3, 3]}, "status": "graded"}
+    (tmp_path / "01_UNets.ipynb").write_text(json.dumps(nb))
+    task = Task("ann", "01_UNets", pack(tmp_path), "hash", str(ROOT), grader="batch_helpers:fake_grade")
+    outcome = run_task(task)
+    assert outcome.grader_error is None and outcome.result.executed_notebook is None
+    sent = json.loads(outcome.executed)
+    assert sent["metadata"]["fake"] == nb["metadata"]["fake"]
+    assert sent["metadata"]["course_grader"]["result"]["cells"] == {"test_basic_unet": [3.0, 3.0]}
 
 
 # ---------------------------------------------------------------- answers that reach the finished version

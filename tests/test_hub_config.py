@@ -116,3 +116,13 @@ def test_hub_stop_finds_the_class_servers_processes_by_their_prefix(tmp_path):
         for process in (ours, theirs):
             process.kill()
             process.wait()
+
+
+def test_the_code_every_user_reads_leaves_out_the_answer_sets():
+    """code/ (readable by every student) has the grader but not the answers that quote the model answers."""
+    import hub_env
+
+    names = hub_env.code_files(ROOT)
+    assert "grader/rubric.py" in names and "utils/grading.py" in names
+    assert not [n for n in names if n.startswith("grader/answer_sets/")]
+    assert [n for n in hub_env.files_of_course(ROOT) if n.startswith("grader/answer_sets/mutants/")]

@@ -5,10 +5,10 @@ For each assignment with an instructor notebook in solutions/:
 - a real ``nbgrader autograde`` gives the instructor's answers full marks, the untouched student
   version zero, and runs in the grade profile (its time is printed);
 - the visible tests pass on the right answers (nbgrader's Validator, as a student's Validate);
-- every plausible wrong answer in tests/mutants/<id>.py fails the test cells it should, in their visible
-  part (what the student runs before handing in) whenever their hidden part charges it, and several
-  wrong answers at once (ISOLATION_RUNS) fail their own test cells and no other;
-- every right answer written differently in tests/equivalents/<id>.py passes them;
+- every plausible wrong answer in grader/answer_sets/mutants/<id>.py fails the test cells it should,
+  in their visible part (what the student runs before handing in) whenever their hidden part charges
+  it, and several wrong answers at once (ISOLATION_RUNS) fail their own test cells and no other;
+- every right answer written differently in grader/answer_sets/equivalents/<id>.py passes them;
 - every code cell of both versions parses.
 """
 from __future__ import annotations
@@ -25,12 +25,12 @@ from assessment_support import submission_files
 from conftest import ROOT, report
 from course_harness import (KernelPool, TempCourse, cells_by_grade_id, fill_in, nbgrader_meta, read, released_path,
                             run_trimmed, solution_cells, solution_path, graded_test_cells)
-from equivalents import apply as apply_equivalent
-from equivalents import load as load_equivalents
-from equivalents import own_test_cells
-from mutants import apply as apply_mutant
-from mutants import load as load_mutants
-from mutants import hidden_id, load_isolation_runs, split_hidden
+from grader.answer_sets.equivalents import apply as apply_equivalent
+from grader.answer_sets.equivalents import load as load_equivalents
+from grader.answer_sets.equivalents import own_test_cells
+from grader.answer_sets.mutants import apply as apply_mutant
+from grader.answer_sets.mutants import load as load_mutants
+from grader.answer_sets.mutants import hidden_id, load_isolation_runs, split_hidden
 
 ASSIGNMENTS = sorted(p.name for p in (ROOT / "solutions").iterdir()
                      if (p / f"{p.name}.ipynb").exists())
@@ -172,8 +172,8 @@ def test_instructor_rubric_is_up_to_date(assignment):
 
     stale = rubric.stale_captures(assignment)
     assert not stale, (
-        f"the messages of the wrong answers {stale} (tests/mutants/{assignment}.py) are missing or out of date: "
-        f"they, their answer cell or the visible checks they meet changed. Run `COURSE_DATA_DIR=../shared/data "
+        f"the messages of the wrong answers {stale} (grader/answer_sets/mutants/{assignment}.py) are missing or "
+        f"out of date: they, their answer cell or the visible checks they meet changed. Run `COURSE_DATA_DIR=../shared/data "
         f"python -m grader.rubric --capture {assignment}` (minutes; only the stale ones run) and commit instructor/")
     path = rubric.rubric_path(assignment)
     assert path.exists() and path.read_text() == rubric.render(assignment), (

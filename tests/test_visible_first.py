@@ -1,8 +1,8 @@
 """No hidden surprise: a mistake the hidden tests charge is shown first by a visible check.
 
 ``test_notebooks.py::test_wrong_answers_lose_points`` enforces the rule on every wrong answer of
-tests/mutants/: it runs each test cell as its visible part and then its hidden part (``split_hidden``)
-and fails when only the hidden part catches the mistake. The tests here make that run mean what it
+grader/answer_sets/mutants/: it runs each test cell as its visible part and then its hidden part
+(``split_hidden``) and fails when only the hidden part catches the mistake. The tests here make that run mean what it
 says: the visible part is exactly what the released student notebook holds, a wrong answer that only
 the hidden part catches is reported as such, and every graded answer cell has wrong answers to try.
 """
@@ -13,7 +13,7 @@ import pytest
 from conftest import ROOT
 from course_harness import (graded_test_cells, nbgrader_meta, read, released_path, run_trimmed, solution_cells,
                             solution_path)
-from mutants import hidden_id, load, split_hidden, split_source
+from grader.answer_sets.mutants import hidden_id, load, split_hidden, split_source
 
 ASSIGNMENTS = sorted(p.name for p in (ROOT / "solutions").iterdir() if (p / f"{p.name}.ipynb").exists())
 
@@ -78,6 +78,7 @@ def test_every_answer_cell_has_wrong_answers(assignment):
     tests = set(graded_test_cells(nb))
     mutants = load(assignment)
     missing = sorted(answers - {m.cell for m in mutants})
-    assert not missing, f"answer cells of {assignment} with no wrong answer in tests/mutants/{assignment}.py: {missing}"
+    assert not missing, (f"answer cells of {assignment} with no wrong answer in "
+                         f"grader/answer_sets/mutants/{assignment}.py: {missing}")
     for m in mutants:
         assert m.cell in answers and m.fails and set(m.fails) <= tests, m

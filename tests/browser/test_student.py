@@ -6,8 +6,9 @@ import json
 import re
 
 import pytest
-from mutants import apply, load
 from playwright.sync_api import expect
+
+from grader.answer_sets.mutants import apply, load
 
 from .ui import Notebook, answer_cells, check_cells, graded_cells, nbgrader, solved, source, success_message, without_solution_markers
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from course_harness import cells_by_grade_id, fill_in, read, released_path, solution_path
-from mutants import apply as apply_mutant
-from mutants import load as load_mutants
+from grader.answer_sets.mutants import apply as apply_mutant
+from grader.answer_sets.mutants import load as load_mutants
 
 NB01 = "01_UNets"
 # Wrong answers for all three cells of 01 (each fails its own test, and the U-Net test needs both blocks).

@@ -14,10 +14,10 @@ import time
 import urllib.request
 
 import pytest
-from mutants import apply, load
 from playwright.sync_api import expect
 
 from browser.ui import Notebook, check_cells, graded_cells, nbgrader, points, solved, source, without_solution_markers
+from grader.answer_sets.mutants import apply, load
 from grader.grade_one import load_spec
 from test_feedback import assert_no_hidden_test
 
@@ -36,7 +36,7 @@ def course_notebooks(server) -> tuple[dict, dict]:
 
 
 def partly_wrong(student_nb: dict, instructor_nb: dict) -> tuple[dict, str]:
-    """01 with every answer right but one, a plausible wrong one from tests/mutants; and that cell's id."""
+    """01 with every answer right but one, a plausible wrong one from grader/answer_sets/mutants; and that cell's id."""
     mutant = next(m for m in load(ASSIGNMENT) if m.name == "down block with average pooling")
     nb = solved(student_nb, instructor_nb)
     right = next(c for c in instructor_nb["cells"] if nbgrader(c).get("grade_id") == mutant.cell)

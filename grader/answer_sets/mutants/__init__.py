@@ -12,7 +12,7 @@ import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
-from grader.grade_one import BEGIN_HIDDEN, END_HIDDEN
+from grader.cells import BEGIN_HIDDEN, END_HIDDEN
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ def edit_cell(label: str, cell: str, find: str | tuple[str, ...], replace: str |
               source: str) -> str:
     """``source`` with each ``find`` replaced by its ``replace``; fails if a text to replace is missing.
 
-    Shared by the wrong answers here and the right answers in ``tests/equivalents``.
+    Shared by the wrong answers here and the right answers in ``grader.answer_sets.equivalents``.
     """
     finds = (find,) if isinstance(find, str) else find
     replaces = (replace,) if isinstance(replace, str) else replace

@@ -1,5 +1,5 @@
 """Plausible wrong answers in notebook 05; each must fail the test cell(s) named in ``fails``."""
-from mutants import Mutant
+from grader.answer_sets.mutants import Mutant
 
 SIM = "return F.normalize(image_emb, dim=-1) @ F.normalize(text_emb, dim=-1).T"
 LOGITS = "logits = logit_scale.exp() * similarity(image_emb, text_emb)"

@@ -1,5 +1,5 @@
 """Right answers in notebook 06 written differently; each must pass its cell's checks."""
-from equivalents import Equivalent
+from grader.answer_sets.equivalents import Equivalent
 
 EQUIVALENTS = [
     Equivalent("schedule with the product as exp of a sum of logs", "schedule",

@@ -1,5 +1,5 @@
 """Plausible wrong answers in notebook 01; each must fail the test cell(s) named in ``fails``."""
-from mutants import Mutant
+from grader.answer_sets.mutants import Mutant
 
 MUTANTS = [
     # DownBlock

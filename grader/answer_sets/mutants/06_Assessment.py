@@ -1,5 +1,5 @@
 """Plausible wrong answers in notebook 06; each must fail the test cell(s) named in ``fails``."""
-from mutants import CONTEXT_MASK_RATE_MUTANTS, Mutant
+from grader.answer_sets.mutants import CONTEXT_MASK_RATE_MUTANTS, Mutant
 
 MUTANTS = [
     # the schedule

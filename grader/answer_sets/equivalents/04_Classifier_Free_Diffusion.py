@@ -1,5 +1,5 @@
 """Right answers for 04_Classifier_Free_Diffusion written differently from the instructor's; each must get full marks."""
-from equivalents import Equivalent
+from grader.answer_sets.equivalents import Equivalent
 
 EQUIVALENTS = [
     # context_mask

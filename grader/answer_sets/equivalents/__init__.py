@@ -1,5 +1,5 @@
 """Correct answers written differently, one file per notebook (``<assignment id>.py`` with an
-EQUIVALENTS list): the other side of ``tests/mutants/``.
+EQUIVALENTS list): the other side of ``grader.answer_sets.mutants``.
 
 Each Equivalent edits one answer cell of the instructor notebook by plain text replacement, the
 way a student might have written the same thing (a loop for a vectorised expression, ``F.``
@@ -26,7 +26,7 @@ class Equivalent:
 
 def apply(equivalent: Equivalent, source: str) -> str:
     """The cell source with the equivalent's edits made; fails if a text to replace is missing."""
-    from mutants import edit_cell
+    from grader.answer_sets.mutants import edit_cell
 
     return edit_cell(f"equivalent {equivalent.name}", equivalent.cell, equivalent.find, equivalent.replace,
                      source)

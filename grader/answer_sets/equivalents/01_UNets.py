@@ -1,5 +1,5 @@
 """Right answers in notebook 01 written differently; each must pass its cell's checks."""
-from equivalents import Equivalent
+from grader.answer_sets.equivalents import Equivalent
 
 DOWN_LAYERS = """        layers = [
             nn.Conv2d(in_ch, out_ch, kernel_size=3, stride=1, padding=1),

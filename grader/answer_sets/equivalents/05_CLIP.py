@@ -1,5 +1,5 @@
 """Right answers in notebook 05 written differently; each must pass its cell's checks."""
-from equivalents import Equivalent
+from grader.answer_sets.equivalents import Equivalent
 
 SIM = "    return F.normalize(image_emb, dim=-1) @ F.normalize(text_emb, dim=-1).T\n"
 LOSS = """    logits = logit_scale.exp() * similarity(image_emb, text_emb)

@@ -1,5 +1,5 @@
 """Right answers in notebook 02 written differently; each must pass its cell's checks."""
-from equivalents import Equivalent
+from grader.answer_sets.equivalents import Equivalent
 
 SCHEDULE = """    betas = torch.linspace(beta_start, beta_end, T, dtype=torch.float64)
     alphas = 1.0 - betas

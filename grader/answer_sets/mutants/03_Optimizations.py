@@ -1,5 +1,5 @@
 """Plausible wrong answers for 03_Optimizations; each must fail the test cells in ``fails``."""
-from mutants import Mutant
+from grader.answer_sets.mutants import Mutant
 
 MUTANTS = [
     # GELUConvBlock

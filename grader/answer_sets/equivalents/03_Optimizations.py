@@ -1,5 +1,5 @@
 """Right answers for 03_Optimizations written differently from the instructor's; each must get full marks."""
-from equivalents import Equivalent
+from grader.answer_sets.equivalents import Equivalent
 
 GELU_CLASS = "class GELUConvBlock(nn.Module):"
 
