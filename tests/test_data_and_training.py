@@ -246,6 +246,16 @@ def test_averaged_weights_are_the_exponential_moving_average_of_every_step(tmp_p
         assert not torch.allclose(mine, last)  # an average, not a copy of the last weights
     # BatchNorm's running statistics are averaged too (use_buffers=True), not left at their start
     assert not torch.equal(averaged.module[1].running_mean, torch.zeros(4))
+    assert not averaged.training and not model.training  # both ready to sample from
+
+
+def test_a_checkpoint_saved_before_averaging_existed_still_loads(tmp_path):
+    ckpt = tmp_path / "run.pt"
+    model, history = _tiny_run(ckpt, epochs=2)
+    state = torch.load(ckpt, weights_only=True)
+    assert "averaged" not in state["config"]  # a run without an average writes what older versions wrote
+    _, again = _tiny_run(ckpt, epochs=2)
+    assert again.resumed_from_checkpoint and again.steps == history.steps
 
 
 def test_the_checkpoint_keeps_the_averaged_weights(tmp_path):

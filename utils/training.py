@@ -11,8 +11,8 @@ By default a run takes the fastest path that is correct on the model's device
 records which path ran.
 
 ``train(..., averaged=AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(0.99), use_buffers=True))``
-also keeps an exponential moving average of the weights, updated after every step (notebook 03;
-the DDPM paper samples from such an average, Ho et al. 2020, appendix B).
+also keeps an exponential moving average of the weights, updated after every step (notebooks 03 and
+04 sample from it, as the DDPM paper does: Ho et al. 2020, appendix B).
 """
 from __future__ import annotations
 
@@ -135,6 +135,11 @@ def train(model: nn.Module, loss_fn: LossFn, batches: Iterable, *, epochs: int, 
             path for the model's device, False plain eager float32, a ``FastPath`` as given.
         sync_every: read the loss back from the device every this many steps (default: every
             step on a CPU, every 50 on a GPU, where waiting for each value stalls the GPU).
+        averaged: a ``torch.optim.swa_utils.AveragedModel`` of ``model``, made before training
+            (e.g. ``multi_avg_fn=get_ema_multi_avg_fn(0.99), use_buffers=True``: an exponential
+            moving average that also averages BatchNorm's statistics). ``update_parameters(model)``
+            runs after every optimizer step, the checkpoint keeps it, and it ends in eval mode.
+            None (default) keeps no average.
 
     Returns:
         The History, also of the epochs done before a restart when resuming; ``History.path``
@@ -143,7 +148,9 @@ def train(model: nn.Module, loss_fn: LossFn, batches: Iterable, *, epochs: int, 
     if epochs < 1:
         raise ValueError(f"epochs must be at least 1, got {epochs}")
     config = {"epochs": epochs, "lr": lr, "max_steps": max_steps, "model": type(model).__name__,
-              "parameters": sum(p.numel() for p in model.parameters()), "averaged": averaged is not None}
+              "parameters": sum(p.numel() for p in model.parameters())}
+    if averaged is not None:  # only then: checkpoints of runs without an average stay valid
+        config["averaged"] = True
     from tqdm.auto import tqdm
 
     with training(model, fast, steps=_planned_steps(batches, epochs, max_steps)) as run:
@@ -152,7 +159,7 @@ def train(model: nn.Module, loss_fn: LossFn, batches: Iterable, *, epochs: int, 
         optimizer = run.adam(lr)
         history = _resume(checkpoint, config, model, optimizer, averaged)
         if history.completed:
-            model.eval()
+            _eval(model, averaged)
             return history
         history.path = run.description
         start = time.perf_counter() - history.seconds
@@ -170,8 +177,15 @@ def train(model: nn.Module, loss_fn: LossFn, batches: Iterable, *, epochs: int, 
                 _save(Path(checkpoint), model, optimizer, history, config, averaged)
             if stop:
                 break
-    model.eval()
+    _eval(model, averaged)
     return history
+
+
+def _eval(model: nn.Module, averaged: AveragedModel | None) -> None:
+    """Leave the trained network (and its average) in eval mode: BatchNorm on running statistics."""
+    model.eval()
+    if averaged is not None:
+        averaged.eval()
 
 
 def _train_epoch(run: TrainingRun, optimizer, loss_fn: LossFn, bar, history: History,
