@@ -128,6 +128,18 @@ def test_the_probe_keeps_the_quickest_and_remembers_it():
     path_probe.forget()
 
 
+def test_the_probe_keeps_an_earlier_candidate_unless_a_later_one_is_clearly_faster():
+    from utils import path_probe
+
+    path_probe.forget()
+    near = {"float32": 0.105, "bfloat16": 0.100}  # 5% apart: noise, the exact path stays
+    assert path_probe.fastest(list(near), near.__getitem__, ("near",))[0] == "float32"
+    far = {"float32": 0.2, "bfloat16": 0.1}
+    assert path_probe.fastest(list(far), far.__getitem__, ("far",))[0] == "bfloat16"
+    assert path_probe.fastest(list(far), far.__getitem__, ("strict",), margin=1.5)[0] == "float32"
+    path_probe.forget()
+
+
 def test_the_thread_count_is_decided_once_per_process(monkeypatch):
     torch.set_num_threads(2)
     monkeypatch.setattr(fast, "busy_cores", lambda: 64)
