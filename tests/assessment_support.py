@@ -7,7 +7,7 @@ verdict takes far longer to train than a test may run, so the judge folder also 
 stand-in (``utils.judge.STAND_IN_FILE``): the verdict then judges real held-out images in place of
 samples (and, since the sample has no third split of new images, does not look for copies of them among
 the held-out images; ``utils.verdict`` says so in its report), and the weights handed in are an untrained
-U-Net of the right shape (their loading is real). ``tests/test_judge.py`` tests the verdict's logic itself
+U-Net of the right shape (their loading is real). ``tests/utils/test_judge.py`` tests the verdict's logic itself
 with stand-ins that must fail.
 """
 from __future__ import annotations

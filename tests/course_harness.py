@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from conftest import ROOT
+from grader.cells import meta as nbgrader_meta  # the tests' name for the grader's one accessor
 from grader.execute import KernelPool, is_slow, run_trimmed  # noqa: F401 (used by the tests)
 from grader.release import clean_notebook, run_nbgrader
 
@@ -28,10 +29,6 @@ def released_path(assignment: str) -> Path:
 
 def read(path: Path) -> dict:
     return json.loads(Path(path).read_text())
-
-
-def nbgrader_meta(cell: dict) -> dict:
-    return cell.get("metadata", {}).get("nbgrader", {})
 
 
 def cells_by_grade_id(nb: dict) -> dict[str, dict]:

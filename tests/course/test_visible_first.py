@@ -10,21 +10,13 @@ from __future__ import annotations
 
 import pytest
 
+from cell_builders import answer_cell, notebook, test_cell
 from conftest import ROOT
 from course_harness import (graded_test_cells, nbgrader_meta, read, released_path, run_trimmed, solution_cells,
                             solution_path)
 from grader.answer_sets.mutants import hidden_id, load, split_hidden, split_source
 
 ASSIGNMENTS = sorted(p.name for p in (ROOT / "solutions").iterdir() if (p / f"{p.name}.ipynb").exists())
-
-
-def _code(cell_id: str, source: str, grade_id: str | None = None, solution: bool = False) -> dict:
-    meta = {}
-    if grade_id:
-        meta = {"nbgrader": {"grade_id": grade_id, "grade": not solution, "solution": solution, "locked": False,
-                             "schema_version": 3, **({} if solution else {"points": 1})}}
-    return {"cell_type": "code", "id": cell_id, "metadata": meta, "source": source, "outputs": [],
-            "execution_count": None}
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
@@ -57,14 +49,13 @@ def test_split_refuses_a_hidden_block_it_cannot_run_on_its_own():
 
 def test_a_mistake_only_the_hidden_part_catches_is_seen(tmp_path):
     """The run that enforces the rule tells a visible failure from a hidden-only one."""
-    nb = {"cells": [
-        _code("answer", "def double(x):\n    return 2 if x == 1 else 0", "double", solution=True),  # fitted to x = 1
-        _code("check", "assert double(1) == 2, 'visible'\n### BEGIN HIDDEN TESTS\nassert double(3) == 6, 'hidden'\n"
-                       "### END HIDDEN TESTS", "test_double"),
-        _code("check2", "assert double(0) == 0\n### BEGIN HIDDEN TESTS\nassert double(-1) == -2, 'hidden 2'\n"
-                        "### END HIDDEN TESTS", "test_double_more"),
-    ], "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
-        "nbformat": 4, "nbformat_minor": 5}
+    nb = notebook(
+        answer_cell("double", "def double(x):\n    return 2 if x == 1 else 0"),  # fitted to x = 1
+        test_cell("test_double", "assert double(1) == 2, 'visible'\n### BEGIN HIDDEN TESTS\n"
+                                 "assert double(3) == 6, 'hidden'\n### END HIDDEN TESTS"),
+        test_cell("test_double_more", "assert double(0) == 0\n### BEGIN HIDDEN TESTS\n"
+                                      "assert double(-1) == -2, 'hidden 2'\n### END HIDDEN TESTS"))
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     results = run_trimmed(split_hidden(nb), hidden_id("test_double_more"), tmp_path)
     assert results["test_double"] is None and "hidden" in results[hidden_id("test_double")]
     assert results["test_double_more"] is None and "hidden 2" in results[hidden_id("test_double_more")]

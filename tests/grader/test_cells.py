@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import nbformat
 import pytest
 
+from cell_builders import code_cell, grade_id_only, markdown_cell, notebook
 from grader.cells import BEGIN_SOLUTION, CODE_STUB, END_SOLUTION, meta, replace_region, source
 from grader.rebuild import Plan, choose_answers
 from grader.runner import Step, plan_steps
@@ -38,19 +38,15 @@ def _spec(**hidden) -> AssignmentSpec:
                           {"a": ["t"]}, {"t": "check(a)"}, {"t": hidden.get("t", "")})
 
 
-def _cell(gid: str | None, text: str) -> dict:
-    return {"cell_type": "code", "source": text, "metadata": {"nbgrader": {"grade_id": gid}} if gid else {}}
-
-
 def test_of_several_copies_of_an_answer_the_last_with_code_is_graded():
-    blank_and_code = {"cells": [_cell("a", "stub\n"), _cell("a", "x = 1"), _cell("t", "check(a)")]}
+    blank_and_code = {"cells": [grade_id_only("a", "stub\n"), grade_id_only("a", "x = 1"), grade_id_only("t", "check(a)")]}
     assert choose_answers(blank_and_code, _spec()) == ({"a": "x = 1"}, [],
                                                        ["answer cell a appears 2 times; graded the one with code"])
-    two_codes = {"cells": [_cell("a", "x = 1"), _cell("a", "x = 2")]}
+    two_codes = {"cells": [grade_id_only("a", "x = 1"), grade_id_only("a", "x = 2")]}
     chosen, flags, notes = choose_answers(two_codes, _spec())
     assert chosen == {"a": "x = 2"} and notes == [] and flags == [
         "duplicate answer cell a: 2 copies with different code; graded the last"]
-    assert choose_answers({"cells": [_cell("a", "stub")]}, _spec()) == ({"a": "stub"}, [], [])
+    assert choose_answers({"cells": [grade_id_only("a", "stub")]}, _spec()) == ({"a": "stub"}, [], [])
 
 
 @pytest.mark.parametrize("text, error", [
@@ -67,8 +63,7 @@ def test_what_is_not_a_notebook_is_refused_with_a_reason(tmp_path, text, error):
 
 
 def test_a_test_cell_with_hidden_tests_runs_as_two_steps():
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# x"), nbformat.v4.new_code_cell("x = 1"),
-                                         nbformat.v4.new_code_cell("the whole test cell")])
+    nb = notebook(markdown_cell("# x"), code_cell("x = 1"), code_cell("the whole test cell"))
     plan = Plan(nb, ["markdown", "answer", "test"], [None, "a", "t"], [], [], {}, {})
     assert plan_steps(plan, _spec(t="check(b)")) == [Step(1, "all", "x = 1"), Step(2, "visible", "check(a)"),
                                                      Step(2, "hidden", "check(b)")]

@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Callable
 
+from cell_builders import code_cell
 from course_harness import cells_by_grade_id, fill_in, read, released_path, solution_path
 from grader.answer_sets.mutants import apply as apply_mutant
 from grader.answer_sets.mutants import load as load_mutants
@@ -55,8 +56,7 @@ def append(nb: dict, grade_id: str, code: str) -> dict:
 def insert_cell(nb: dict, after: str, code: str) -> dict:
     nb = copy.deepcopy(nb)
     index = nb["cells"].index(cells_by_grade_id(nb)[after]) + 1
-    nb["cells"].insert(index, {"cell_type": "code", "execution_count": None, "id": f"extra{index}", "metadata": {},
-                               "outputs": [], "source": code})
+    nb["cells"].insert(index, code_cell(code, cell_id=f"extra{index}"))
     return nb
 
 

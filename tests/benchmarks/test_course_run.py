@@ -2,11 +2,12 @@
 payoff snippets read the right numbers from a notebook's variables."""
 import json
 import sys
-from pathlib import Path
 
+import nbformat
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from cell_builders import code_cell, markdown_cell, notebook
+from conftest import ROOT
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import course_run  # noqa: E402
 
@@ -47,26 +48,21 @@ def test_06_needs_five_points_above_the_pass_mark(share, passed):
 
 
 def test_another_seed_changes_only_the_setup_cell():
-    import nbformat
-
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("set_seed(0) in prose"),
-                                         nbformat.v4.new_code_cell("generator = set_seed(0)\nx = 1"),
-                                         nbformat.v4.new_code_cell("set_seed(0)  # an ablation")])
+    nb = notebook(markdown_cell("set_seed(0) in prose"), code_cell("generator = set_seed(0)\nx = 1"),
+                  code_cell("set_seed(0)  # an ablation"))
     course_run.reseed(nb, 3)
     assert [c.source for c in nb.cells] == ["set_seed(0) in prose", "generator = set_seed(3)\nx = 1",
                                             "set_seed(0)  # an ablation"]
     with pytest.raises(ValueError, match="set_seed"):
-        course_run.reseed(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")]), 1)
+        course_run.reseed(notebook(code_cell("x = 1")), 1)
 
 
 @pytest.mark.slow
 def test_a_failing_cell_is_reported_and_the_notebook_still_saved(tmp_path, monkeypatch):
-    import nbformat
-
     folder = tmp_path / "solutions" / "99_Fake"
     folder.mkdir(parents=True)
-    cells = [nbformat.v4.new_code_cell(src) for src in ("x = 1", "raise ValueError('the verdict failed')", "y = 2")]
-    nbformat.write(nbformat.v4.new_notebook(cells=cells), folder / "99_Fake.ipynb")
+    cells = [code_cell(src) for src in ("x = 1", "raise ValueError('the verdict failed')", "y = 2")]
+    nbformat.write(notebook(*cells), folder / "99_Fake.ipynb")
     monkeypatch.setattr(course_run, "ROOT", tmp_path)
     nb, result = course_run.execute("99_Fake", timeout=60)
     assert result["failed_cell"] == {"index": 1, "error": "ValueError: the verdict failed"}

@@ -1,9 +1,8 @@
 """The grading benchmark counts every kernel that sat idle mid-cell, from the submissions' logs."""
 import sys
-from pathlib import Path
 from types import SimpleNamespace
 
-ROOT = Path(__file__).resolve().parent.parent
+from conftest import ROOT  # noqa: E402
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import bench_grading  # noqa: E402
 

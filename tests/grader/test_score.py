@@ -8,9 +8,9 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
-import nbformat
 import pytest
 
+from cell_builders import notebook
 from grader.rebuild import Plan
 from grader.result import Status
 from grader.runner import RunOutcome
@@ -29,7 +29,7 @@ def _spec() -> AssignmentSpec:
 
 
 def _plan(**changes) -> Plan:
-    plan = Plan(nbformat.v4.new_notebook(), list(KINDS), list(GIDS), [], [], {}, {})
+    plan = Plan(notebook(), list(KINDS), list(GIDS), [], [], {}, {})
     for name, value in changes.items():
         setattr(plan, name, value)
     return plan

@@ -35,7 +35,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-ROOT = Path(__file__).resolve().parent.parent
+from conftest import ROOT  # noqa: E402
 sys.path.insert(0, str(ROOT))
 
 from utils import basic_unet, unet_utils  # noqa: E402
