@@ -62,7 +62,7 @@ def _applied(model, path: FastPath) -> Iterator[Callable]:
         module.to(memory_format=torch.channels_last)
     if module is not None and path.compile:
         call = torch.compile(module, mode=path.compile_mode)
-    hooks = _norms_in_float32(module) if module is not None and path.autocast_dtype is not None else []
+    hooks = _norms_in_float32(module, path.autocast_dtype) if module is not None and path.autocast_dtype else []
     try:
         with _threads(path.threads):
             yield call
@@ -73,19 +73,27 @@ def _applied(model, path: FastPath) -> Iterator[Callable]:
             module.to(memory_format=torch.contiguous_format)
 
 
-def _norms_in_float32(module: nn.Module) -> list:
-    """Make every normalisation layer of ``module`` compute in float32 under autocast, as CUDA's
-    autocast does by its own rules and CPU autocast does not (it runs GroupNorm in bfloat16): a
-    hook casts the layer's input to the layer's own dtype (float32 for a float32 model), so its
-    statistics and output are float32 and the next convolution casts back. Returns the hook
-    handles, to remove them."""
-    def to_float32(layer, args):
+def _norms_in_float32(module: nn.Module, autocast_dtype: torch.dtype) -> list:
+    """Make every normalisation layer of ``module`` compute its statistics in float32 under autocast,
+    as CUDA's autocast does by its own rules and CPU autocast does not (it runs GroupNorm in
+    bfloat16, whose 8-bit mantissa loses the mean and variance of a large group): a pre-hook casts
+    the layer's input to the layer's own dtype (float32 for a float32 model). A hook after the layer
+    casts its output back to ``autocast_dtype``: the next convolution would round it there anyway,
+    and the activations and additions in between then move half the bytes (a training step of 03's
+    U-Net: 1.58x eager float32 with the output left in float32, 1.90x cast back; bfloat16 norms 1.87x).
+    Returns the hook handles, to remove them."""
+    def to_own_dtype(layer, args):
         # the layer's own dtype: float32 for a float32 model; a bfloat16 model keeps bfloat16
         weight = getattr(layer, "weight", None)
         dtype = weight.dtype if weight is not None else torch.float32
         return tuple(a.to(dtype) if torch.is_tensor(a) and a.is_floating_point() else a for a in args)
 
-    return [m.register_forward_pre_hook(to_float32) for m in module.modules() if isinstance(m, NORMS)]
+    def back_to_autocast(layer, args, out):
+        return out.to(autocast_dtype) if torch.is_tensor(out) and out.is_floating_point() else out
+
+    norms = [m for m in module.modules() if isinstance(m, NORMS)]
+    return ([m.register_forward_pre_hook(to_own_dtype) for m in norms]
+            + [m.register_forward_hook(back_to_autocast) for m in norms])
 
 
 @contextlib.contextmanager

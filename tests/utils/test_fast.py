@@ -303,16 +303,24 @@ def test_measured_sampling_stays_close_to_eager(small_model):
 
 
 def test_norms_compute_in_float32_under_bf16_autocast_and_the_hooks_go_away():
-    model = torch.nn.Sequential(torch.nn.Conv2d(2, 4, 3, padding=1), torch.nn.GroupNorm(2, 4),
+    model = torch.nn.Sequential(torch.nn.Conv2d(2, 4, 3, padding=1), torch.nn.GroupNorm(2, 4), torch.nn.GELU(),
                                 torch.nn.Conv2d(4, 1, 3, padding=1))
-    seen = []
+    seen, after = [], []
     model[1].register_forward_hook(lambda layer, args, out: seen.append((args[0].dtype, out.dtype)))
+    model[2].register_forward_hook(lambda layer, args, out: after.append(args[0].dtype))
+    x = torch.randn(2, 2, 6, 6)
     with fast.training(model, FastPath("cpu", autocast_dtype=torch.bfloat16)) as run:
-        assert run.loss(lambda m, x: m(x).sum(), torch.randn(2, 2, 6, 6)).dtype == torch.bfloat16  # convs: bf16
+        assert run.loss(lambda m, x: m(x).sum(), x).dtype == torch.bfloat16  # convs: bf16
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            hooked = model[1](model[0](x))
     with fast.training(model, FastPath("cpu")) as run:
-        run.loss(lambda m, x: m(x).sum(), torch.randn(2, 2, 6, 6))
-    assert seen == [(torch.float32, torch.float32)] * 2
-    assert not model[1]._forward_pre_hooks  # nothing left on the model after the block
+        run.loss(lambda m, x: m(x).sum(), x)
+    # statistics in float32; what leaves the layer is bfloat16 under autocast (the next conv's dtype)
+    assert seen == [(torch.float32, torch.float32)] * 3 and after == [torch.bfloat16, torch.float32]
+    with torch.no_grad():
+        exact = model[1](model[0](x))
+    assert hooked.dtype == torch.bfloat16 and (hooked.float() - exact).abs().max() < 0.05 * exact.abs().max()
+    assert not model[1]._forward_pre_hooks and len(model[1]._forward_hooks) == 1  # only the test's own left
     with torch.autocast("cpu", dtype=torch.bfloat16):  # what CPU autocast alone does: GroupNorm in bf16
         assert model[1](model[0](torch.randn(2, 2, 6, 6))).dtype == torch.bfloat16
 
