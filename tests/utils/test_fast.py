@@ -325,6 +325,27 @@ def test_norms_compute_in_float32_under_bf16_autocast_and_the_hooks_go_away():
         assert model[1](model[0](torch.randn(2, 2, 6, 6))).dtype == torch.bfloat16
 
 
+def test_norm_hooks_follow_the_job_and_the_device():
+    """float32 statistics and a bfloat16 output when training on a CPU; nothing when sampling on a CPU
+    (the kernels' forward values are as close to float32 without them); the input cast alone on CUDA."""
+    from utils.path_apply import _norm_hooks
+
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.GroupNorm(2, 4))
+    bf16 = torch.bfloat16
+
+    def hooks(path):
+        handles = _norm_hooks(model, path)
+        counts = len(model[1]._forward_pre_hooks), len(model[1]._forward_hooks)
+        for handle in handles:
+            handle.remove()
+        return counts
+
+    assert hooks(FastPath("cpu", autocast_dtype=bf16)) == (1, 1)
+    assert hooks(FastPath("cpu", autocast_dtype=bf16, inference_mode=True)) == (0, 0)
+    assert hooks(FastPath("cuda", autocast_dtype=bf16)) == (1, 0)
+    assert hooks(FastPath("cpu")) == (0, 0)
+
+
 # Compiling forward and backward: 3 min cold on 2 busy cores, 11 s from Inductor's disk cache.
 @pytest.mark.slow
 @pytest.mark.skipif(not fast.can_compile("cpu"), reason="torch.compile needs a C compiler on the CPU")
