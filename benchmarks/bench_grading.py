@@ -9,7 +9,10 @@ answer cell put back to its stub), and grades the same class three times from sc
 
 - serial: one worker process, its kernels on every core (what one-after-another grading does);
 - 2 workers: ``JOBS=2``, each kernel on cores // 2 threads;
-- Dask: a ``LocalCluster(n_workers=2, processes=True)``, each kernel on cores // 2 threads.
+- Dask: a ``LocalCluster(n_workers=2, processes=True)``, each kernel on cores // 2 threads;
+- serial1 (``--modes serial1``, not run by default): one worker whose kernels get one thread, what
+  each of the two workers gets, so ``jobs2`` against it shows how well two workers share the machine
+  apart from what the serial kernel's extra threads buy.
 
 It prints submissions per minute for each and the ratio to serial in the same run, checks that the
 three runs gave identical grades, and measures the per-submission overhead: the time to grade an empty
@@ -146,7 +149,8 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--n01", type=int, default=40, help="submissions of 01_UNets (default: %(default)s)")
     parser.add_argument("--n03", type=int, default=10, help="submissions of 03_Optimizations (default: %(default)s)")
     parser.add_argument("--quick", action="store_true", help="6 of 01 and 2 of 03")
-    parser.add_argument("--modes", default="serial,jobs2,dask", help="which runs (default: %(default)s)")
+    parser.add_argument("--modes", default="serial,jobs2,dask",
+                        help="which runs, of serial, jobs2, dask, serial1 (default: %(default)s)")
     parser.add_argument("--overhead-runs", type=int, default=5, help="empty notebooks to grade after a first one (default: %(default)s)")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures to this file")
     args = parser.parse_args(argv)
@@ -176,18 +180,20 @@ def _overhead(tmp: Path, template: Path, released: dict, runs: int, figures: dic
 
 
 def _grade_as(mode: str, course: Path, assignments: list[str], cores: int):
-    """Grade the class in ``course`` one way: serial, two jobs, or a two-worker dask cluster."""
+    """Grade the class in ``course`` one way: serial, two jobs, a two-worker dask cluster, or serial on one thread."""
     if mode == "serial":
         return grade_class(course, assignments, jobs=1)
     if mode == "jobs2":
         return grade_class(course, assignments, jobs=2)
+    if mode == "serial1":  # one worker whose kernels get one thread: what each of the two workers gets
+        return grade_class(course, assignments, jobs=1, threads=1)
     if mode == "dask":
         from distributed import Client, LocalCluster
 
         with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) \
                 as cluster, Client(cluster) as client:
             return grade_class(course, assignments, scheduler=client, threads=max(1, cores // 2))
-    raise SystemExit(f"unknown mode {mode!r}; choose from serial, jobs2, dask")
+    raise SystemExit(f"unknown mode {mode!r}; choose from serial, jobs2, dask, serial1")
 
 
 def _timed_run(mode: str, course: Path, sizes: dict[str, int], cores: int, figures: dict) -> dict:

@@ -147,10 +147,7 @@ def train(model: nn.Module, loss_fn: LossFn, batches: Iterable, *, epochs: int, 
     """
     if epochs < 1:
         raise ValueError(f"epochs must be at least 1, got {epochs}")
-    config = {"epochs": epochs, "lr": lr, "max_steps": max_steps, "model": type(model).__name__,
-              "parameters": sum(p.numel() for p in model.parameters())}
-    if averaged is not None:  # only then: checkpoints of runs without an average stay valid
-        config["averaged"] = True
+    config = _run_config(model, epochs, lr, max_steps, averaged)
     from tqdm.auto import tqdm
 
     with training(model, fast, steps=_planned_steps(batches, epochs, max_steps)) as run:
@@ -179,6 +176,16 @@ def train(model: nn.Module, loss_fn: LossFn, batches: Iterable, *, epochs: int, 
                 break
     _eval(model, averaged)
     return history
+
+
+def _run_config(model: nn.Module, epochs: int, lr: float, max_steps: int | None,
+                averaged: AveragedModel | None) -> dict:
+    """What a checkpoint must match to be resumed: the plan and the network's class and size."""
+    config = {"epochs": epochs, "lr": lr, "max_steps": max_steps, "model": type(model).__name__,
+              "parameters": sum(p.numel() for p in model.parameters())}
+    if averaged is not None:  # only then: checkpoints of runs without an average stay valid
+        config["averaged"] = True
+    return config
 
 
 def _eval(model: nn.Module, averaged: AveragedModel | None) -> None:
