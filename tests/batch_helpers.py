@@ -9,6 +9,7 @@ import json
 import time
 from pathlib import Path
 
+from grader.cells import meta
 from grader.grade_one import SubmissionResult
 from grader.result import Status, attach_result
 
@@ -32,7 +33,7 @@ def fake_grade(course_root: Path, assignment: str, student: str, *, submission_d
 def _points(assignment: str) -> dict[str, float]:
     nb = json.loads((Path(__file__).resolve().parent.parent / "solutions" / assignment / f"{assignment}.ipynb")
                     .read_text())
-    metas = [c.get("metadata", {}).get("nbgrader", {}) for c in nb["cells"] if c["cell_type"] == "code"]
+    metas = [meta(c) for c in nb["cells"] if c["cell_type"] == "code"]
     return {m["grade_id"]: m["points"] for m in metas if m.get("grade")}
 
 

@@ -103,7 +103,7 @@ def cpu_candidates(path: FastPath) -> list[FastPath]:
     """The CPU paths worth timing where bfloat16 is native: float32 and bfloat16 autocast, each
     with and without channels_last (which one wins depends on the network: measured 1.97x for
     bfloat16 alone on notebook 03's U-Net, 1.45x for bfloat16 + channels_last on 02's), float32
-    first: the probe (``utils.path_probe.fastest``) prefers earlier ones within its margin."""
+    first: the probe (``utils.path_probe.fastest``) keeps a later one only if it is clearly faster."""
     base = replace(path, measure=False, compile=False, cudagraphs=False, fused_adam=False, reason="")
     return [replace(base, channels_last=cl, autocast_dtype=dtype)
             for dtype in (None, torch.bfloat16) for cl in (False, True)]

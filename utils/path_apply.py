@@ -83,8 +83,8 @@ def _norm_hooks(module: nn.Module, path: FastPath) -> list:
       them, 1.87x without).
     - CPU, sampling (``inference_mode``): none. Forward values only: 03's U-Net called in bfloat16 is
       as far from float32 with them as without (largest error 0.034 both ways), and 8% slower with them.
-    - CUDA: the input cast alone, which changes nothing where CUDA's autocast already runs the norms
-      in float32 (and leaves their output float32).
+    - CUDA: the input cast alone, as before: CUDA's autocast already runs GroupNorm and LayerNorm in
+      float32 (and leaves their output float32); BatchNorm then runs in float32 too.
     """
     if path.autocast_dtype is None or (path.device_type == "cpu" and path.inference_mode):
         return []
@@ -94,19 +94,19 @@ def _norm_hooks(module: nn.Module, path: FastPath) -> list:
 def _norms_in_float32(module: nn.Module, output_dtype: torch.dtype | None) -> list:
     """Make every normalisation layer of ``module`` compute in float32 under autocast, as CUDA's
     autocast does by its own rules and CPU autocast does not: a pre-hook casts the layer's input to
-    the layer's own dtype (float32 for a float32 model). Where ``output_dtype`` is given, a hook after
+    the model's own dtype (float32 for a float32 model). Where ``output_dtype`` is given, a hook after
     the layer casts its output back to it: the next convolution would round it there anyway, and the
     activations and additions in between then move half the bytes (a training step of 03's U-Net:
     1.58x eager float32 with the output left in float32, 1.90x cast back). Returns the hook handles."""
     def to_own_dtype(layer, args):
-        # the layer's own dtype: float32 for a float32 model; a bfloat16 model keeps bfloat16
-        weight = getattr(layer, "weight", None)
-        dtype = weight.dtype if weight is not None else torch.float32
+        # the model's own dtype: float32 for a float32 model; a bfloat16 model keeps bfloat16
+        dtype = model_dtype
         return tuple(a.to(dtype) if torch.is_tensor(a) and a.is_floating_point() else a for a in args)
 
     def to_output_dtype(layer, args, out):
         return out.to(output_dtype) if torch.is_tensor(out) and out.is_floating_point() else out
 
+    model_dtype = module_dtype(module) or torch.float32
     norms = [m for m in module.modules() if isinstance(m, NORMS)]
     hooks = [m.register_forward_pre_hook(to_own_dtype) for m in norms]
     if output_dtype is not None:

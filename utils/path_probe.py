@@ -4,9 +4,9 @@ Where no rule is safe (on a CPU with native bfloat16, bfloat16 autocast won 1.97
 channels_last + bfloat16 1.45x on another), ``utils.fast`` times each candidate on the model's first
 real call and keeps the fastest. The candidates run interleaved, after one warm-up call each, and
 each keeps its quickest round, so a burst of other work on the machine hurts every candidate alike.
-Candidates come in order of preference (float32 before bfloat16): a later one is kept only if it
-beats every earlier one by more than ``margin`` (10%), so timing noise on a small model never
-trades float32's precision for nothing.
+Candidates come in order of preference (float32 before bfloat16): going through them in that order, a
+candidate replaces the one kept so far only if it is more than ``margin`` (10%) faster, so timing noise
+on a small model never trades float32's precision for nothing.
 The choice is kept for the rest of the process, per network, input shapes and thread count, so a
 notebook pays for it once per model (a few seconds against minutes of training).
 """
@@ -37,14 +37,15 @@ def probe_key(model, purpose: str, inputs, threads: int | None) -> tuple:
 
 def fastest(candidates: list[P], time_one: Callable[[P], float], key: tuple, *,
             rounds: int = 2, margin: float = 0.1) -> tuple[P, dict[P, float]]:
-    """The first candidate within ``margin`` of the quickest, and each candidate's best time in seconds.
+    """The candidate kept (see ``margin``), and each candidate's best time in seconds.
 
     Args:
         candidates: the paths to compare (hashable), the preferred (most exact) first.
         time_one: runs one call on a candidate and returns its duration in seconds.
         key: from ``probe_key``; a key timed before in this process returns its choice at once.
         rounds: timed calls per candidate after its warm-up call.
-        margin: how much faster (0.1 = 10%) a later candidate must be than an earlier one to win.
+        margin: how much faster (0.1 = 10%) a candidate must be than the one kept so far, taking
+            the candidates in order, to be kept instead.
     """
     if key in _CHOSEN:
         return _CHOSEN[key]
@@ -54,8 +55,10 @@ def fastest(candidates: list[P], time_one: Callable[[P], float], key: tuple, *,
     for _ in range(rounds):
         for candidate in candidates:
             best[candidate] = min(best[candidate], time_one(candidate))
-    quickest = min(best.values())
-    winner = next(c for c in candidates if best[c] <= quickest * (1 + margin))
+    winner = candidates[0]
+    for candidate in candidates[1:]:
+        if best[candidate] * (1 + margin) < best[winner]:
+            winner = candidate
     _CHOSEN[key] = winner, best
     return winner, best
 

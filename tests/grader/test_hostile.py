@@ -1,6 +1,6 @@
 """Hostile and accidental submissions graded in one batch beside honest students.
 
-Each case of ``tests/hostile`` is one student's hand-in (an attack or an honest accident, made from
+Each case of ``tests/grader/hostile`` is one student's hand-in (an attack or an honest accident, made from
 the instructor notebook by editing cells). All are graded together, in parallel, on a throw-away
 copy of the course, with ``grader.grade_one.grade_submission`` in a loop of worker processes (the
 class-wide runner calls the same function). The test asserts, for each case, the points it

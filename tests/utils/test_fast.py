@@ -137,6 +137,11 @@ def test_the_probe_keeps_an_earlier_candidate_unless_a_later_one_is_clearly_fast
     far = {"float32": 0.2, "bfloat16": 0.1}
     assert path_probe.fastest(list(far), far.__getitem__, ("far",))[0] == "bfloat16"
     assert path_probe.fastest(list(far), far.__getitem__, ("strict",), margin=1.5)[0] == "float32"
+    # each change must pay: bfloat16 is 5% faster than float32 only, its channels_last variant 12%
+    mixed = {"float32": 1.0, "float32 + channels_last": 1.02, "bfloat16": 0.95, "bfloat16 + channels_last": 0.88}
+    assert path_probe.fastest(list(mixed), mixed.__getitem__, ("mixed",))[0] == "bfloat16 + channels_last"
+    mixed["bfloat16 + channels_last"] = 0.93
+    assert path_probe.fastest(list(mixed), mixed.__getitem__, ("mixed 2",))[0] == "float32"
     path_probe.forget()
 
 

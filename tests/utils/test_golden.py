@@ -3,7 +3,7 @@
 Like the diffusers scheduler and model tests, each case runs the code on fixed, non-random
 weights (``fill_deterministic``) and inputs (``wave_input``), or on a seeded generator, on the
 CPU in float32, and compares a fingerprint (shape, sum, sum of |x| and 8 values at fixed
-positions) with the numbers in ``tests/golden_values.json``. That file is the one store of
+positions) with the numbers in ``tests/utils/golden_values.json``. That file is the one store of
 reference numbers: the cases a notebook's hidden tests also grade carry the notebook's literal
 values, and ``test_golden_values_agree_with_the_hidden_tests`` fails if the two ever differ.
 
@@ -21,7 +21,7 @@ A change of the code by 1e-3 (one output scaled by 1.001) is 10 to 100 times the
 ``test_golden_catches_planted_bugs`` plants such changes and shows that each case fails.
 
 Regenerate the cases that no notebook grades (after an intended change, never to make a test
-pass) with ``python tests/test_golden.py --write``.
+pass) with ``python tests/utils/test_golden.py --write``.
 """
 from __future__ import annotations
 
@@ -35,6 +35,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for conftest when run as a script
 from conftest import ROOT  # noqa: E402
 sys.path.insert(0, str(ROOT))
 
@@ -319,17 +320,18 @@ def adam_by_hand(w: float, a2: float, steps: int, lr: float, betas=(0.9, 0.999),
 
 
 def check_train_trajectory(fast=False) -> str:
-    """train's losses equal Adam's written out: to float32 rounding, or to bfloat16's (8 bits of
-    mantissa, measured 0.4% after five steps) where the path computes in bfloat16. Returns the path."""
+    """train's 15 losses equal Adam's written out: to float32 rounding, or within 10% where the path
+    computes in bfloat16 (8 bits of mantissa: 3.5% measured at the 15th step, where the loss is small;
+    a loop that never clears the gradients is 84% off there). Returns the path."""
     model = torch.nn.Linear(1, 1, bias=False)
     with torch.no_grad():
         model.weight.fill_(0.5)
     x = torch.tensor([[1.0], [-2.0], [0.5], [3.0]])
-    batches = [x] * 5
+    batches = [x] * 15
     history = train(model, lambda m, b: (m(b) - 2 * b).pow(2).mean(), batches, epochs=1, lr=0.1, progress=False,
                     fast=fast)
-    expected = adam_by_hand(0.5, float(x.pow(2).mean()), steps=5, lr=0.1)
-    rtol = 2e-2 if "bfloat16" in history.path.split("(")[0] else 1e-5
+    expected = adam_by_hand(0.5, float(x.pow(2).mean()), steps=15, lr=0.1)
+    rtol = 0.1 if "bfloat16" in history.path.split("(")[0] else 1e-5
     torch.testing.assert_close(torch.tensor(history.losses, dtype=torch.float64), torch.tensor(expected, dtype=torch.float64),
                                rtol=rtol, atol=1e-6, msg=lambda m: f"path {history.path}\n{m}")
     return history.path
@@ -403,7 +405,8 @@ PLANTED = {
     "q_sample: weights swapped": (_swap_q_sample_weights, ["q_sample_mixed_batch", "q_sample_other_schedule"]),
     "03 blocks: ReLU for GELU": (_relu_for_gelu, ["gelu_conv_block", "down_block", "up_block",
                                                   "residual_conv_block", "unet"]),
-    "train: gradients never cleared": (_never_zero_grad, [check_train_trajectory]),
+    "train: gradients never cleared": (_never_zero_grad, [check_train_trajectory, lambda: check_train_trajectory(
+        FastPath("cpu", autocast_dtype=torch.bfloat16))]),
     "random_timesteps: last step never drawn": (_skip_last_timestep, [check_timesteps_are_uniform]),
 }
 
@@ -437,6 +440,6 @@ def write_golden() -> None:
 
 if __name__ == "__main__":
     if sys.argv[1:] != ["--write"]:
-        sys.exit("usage: python tests/test_golden.py --write")
+        sys.exit("usage: python tests/utils/test_golden.py --write")
     torch.set_num_threads(1)
     write_golden()
