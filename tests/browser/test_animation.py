@@ -8,7 +8,7 @@ import re
 
 import pytest
 from playwright.sync_api import expect
-from test_animate import title_columns
+from frame_checks import title_columns
 
 from .ui import Notebook, first_code_cell, solved
 

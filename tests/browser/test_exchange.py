@@ -18,7 +18,7 @@ from playwright.sync_api import expect
 
 from conftest import ROOT
 from grader.grade_one import load_spec
-from test_feedback import TAMPER, assert_no_hidden_test
+from page_checks import TAMPER, assert_no_hidden_test
 
 from .ui import RUN_TIMEOUT_MS, check_cells, graded_cells, menu, nbgrader, open_lab, points, solved
 

@@ -10,6 +10,7 @@ import pytest
 
 from conftest import ROOT
 from course_harness import fill_in, read, released_path, solution_path
+from page_checks import TAMPER, assert_no_hidden_test
 from grader.feedback import render, write_all
 from grader.grade_one import HIDDEN_FAILED, SubmissionResult, load_spec, rebuild
 from grader.result import attach_result, read_result
@@ -81,7 +82,6 @@ def test_write_all_finds_results(tmp_path):
 # course's nbgrader_config.py routes them through the course's grader (grader/nbgrader_hooks.py).
 
 A = "01_UNets"
-TAMPER = "\nimport builtins\nbuiltins.abs = lambda x: 0.0\n"  # check_close uses abs: a classic reach for the grader
 FORMGRADER_BUTTONS = """
 import json, sys
 from traitlets.config.loader import PyFileConfigLoader
@@ -95,22 +95,6 @@ print(json.dumps({"autograde": api.autograde("01_UNets", student),
                   "generate_feedback": api.generate_feedback("01_UNets", student),
                   "release_feedback": api.release_feedback("01_UNets", student)}))
 """
-
-
-def hidden_lines(spec, student_nb: dict) -> list[str]:
-    """The lines of the hidden tests that a student never sees (none of them is in the student's notebook)."""
-    seen = json.dumps(student_nb)
-    return [line.strip() for hidden in spec.hidden.values() for line in hidden.splitlines()
-            if len(line.strip()) >= 12 and line.strip() not in seen and json.dumps(line.strip())[1:-1] not in seen]
-
-
-def assert_no_hidden_test(page: str, spec, student_nb: dict) -> None:
-    import html as html_module
-
-    lines = hidden_lines(spec, student_nb)
-    assert len(lines) >= 10, "too few hidden lines to check against"
-    for line in lines:
-        assert line not in page and html_module.escape(line) not in page, f"the page shows a hidden test line: {line}"
 
 
 def test_config_routes_nbgraders_buttons_through_the_course(tmp_path):

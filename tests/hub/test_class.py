@@ -19,7 +19,7 @@ from playwright.sync_api import expect
 from browser.ui import Notebook, check_cells, graded_cells, nbgrader, points, solved, source, without_solution_markers
 from grader.answer_sets.mutants import apply, load
 from grader.grade_one import load_spec
-from test_feedback import assert_no_hidden_test
+from page_checks import assert_no_hidden_test
 
 from .conftest import make
 from .people import (ASSIGNMENT, UserLab, assignment_list, log_in, nbgrader_menu, open_formgrader,

@@ -3,14 +3,13 @@ loads nothing from the internet (the browser test plays it in JupyterLab)."""
 from __future__ import annotations
 
 import base64
-import io
 import re
 import struct
 
-import matplotlib.image
 import pytest
 import torch
 
+from frame_checks import title_columns
 from utils.plotting import animate
 
 
@@ -18,22 +17,6 @@ def frame_pngs(html: str) -> list[bytes]:
     """The PNG of every frame the player's script holds."""
     encoded = re.findall(r'frames\[\d+\] = "data:image/png;base64,(.*?)"', html, re.S)
     return [base64.b64decode(re.sub(r"\\\n|\s", "", e)) for e in encoded]
-
-
-def title_columns(png: bytes) -> tuple[int, int, int]:
-    """(first, last) column holding dark pixels in the title band at the top of a frame, and the width.
-
-    The title band is the first run of rows with dark pixels, down to the first blank row.
-    """
-    pixels = torch.from_numpy(matplotlib.image.imread(io.BytesIO(png), format="png")[..., :3].copy())
-    dark = pixels.mean(-1) < 0.5                          # [H, W]
-    rows = dark.any(1).nonzero().flatten().tolist()
-    assert rows, "the frame is blank"
-    end = rows[0]
-    while end + 1 < dark.shape[0] and dark[end + 1].any():
-        end += 1
-    columns = dark[rows[0]:end + 1].any(0).nonzero().flatten()
-    return int(columns.min()), int(columns.max()), dark.shape[1]
 
 
 LABELS = [f"w = 2, t = {t}" + (" (pure noise)" if t == 150 else "") for t in (150, 100, 50, 0)]
