@@ -135,14 +135,16 @@ def execute(nb_id: str, timeout: int, payoffs: bool = True, seed: int = 0):
     is still measured in the same kernel, and ``failed_cell`` names the cell.
     """
     import nbformat
-    from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
+
+    from grader.kernel_session import widgetless_client_class
 
     path = ROOT / "solutions" / nb_id / f"{nb_id}.ipynb"
     nb = nbformat.read(path, as_version=4)
     if seed != 0:
         reseed(nb, seed)
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
+    # no Output-widget stand-in: with one, a run can stall for good at an ``interact`` cell (jupyter/nbclient#312)
+    client = widgetless_client_class()(nb, timeout=timeout, kernel_name="python3",
                             resources={"metadata": {"path": str(path.parent)}})
     cells, start, failed = [], time.perf_counter(), None
     with client.setup_kernel():

@@ -36,23 +36,31 @@ from grader.watchdog import Watchdog
 PROBE = "the grader's probe"
 
 
-def _client_class():
-    """nbclient's ``NotebookClient`` that reports each message to its watchdog and caps the output kept."""
+def widgetless_client_class():
+    """nbclient's ``NotebookClient`` without widget stand-ins (also what ``benchmarks/course_run.py`` runs).
+
+    nbclient's stand-in for an Output widget (what ``interact`` draws into) sends the widget's state
+    to the kernel on the shell socket while the client waits on that same socket for the cell's
+    reply; now and then the reply then sits unread in the client's socket, and the kernel looks idle
+    for ever (jupyter/nbclient#312; 5 of 200 gradings, all at 01's ``interact`` cell, under ipykernel
+    7 and 6 alike). Without the stand-in the client sends nothing while a cell runs; what
+    ``interact`` prints is kept as the cell's own output.
+    """
     from nbclient import NotebookClient
 
-    class TrustedClient(NotebookClient):
-        """No widget stand-ins. nbclient's stand-in for an Output widget (what ``interact`` draws into)
-        sends the widget's state to the kernel on the shell socket while the client waits on that same
-        socket for the cell's reply; now and then the reply then sits unread in the client's socket,
-        and the kernel looks idle for ever (jupyter/nbclient#312; 5 of 200 gradings, all at 01's
-        ``interact`` cell, under ipykernel 7 and 6 alike). Without the stand-in the grader sends nothing
-        while a cell runs; what ``interact`` prints is kept as the cell's own output."""
-
-        watch: Watchdog
-        kept = 0
-
+    class WidgetlessClient(NotebookClient):
         def on_comm_open_jupyter_widget(self, msg):
             return None
+
+    return WidgetlessClient
+
+
+def _client_class():
+    """``widgetless_client_class`` that reports each message to its watchdog and caps the output kept."""
+
+    class TrustedClient(widgetless_client_class()):
+        watch: Watchdog
+        kept = 0
 
         def process_message(self, msg, cell, cell_index):
             self.watch.touch()

@@ -100,8 +100,7 @@ def _norms_in_float32(module: nn.Module, output_dtype: torch.dtype | None) -> li
     1.58x eager float32 with the output left in float32, 1.90x cast back). Returns the hook handles."""
     def to_own_dtype(layer, args):
         # the model's own dtype: float32 for a float32 model; a bfloat16 model keeps bfloat16
-        dtype = model_dtype
-        return tuple(a.to(dtype) if torch.is_tensor(a) and a.is_floating_point() else a for a in args)
+        return tuple(a.to(model_dtype) if torch.is_tensor(a) and a.is_floating_point() else a for a in args)
 
     def to_output_dtype(layer, args, out):
         return out.to(output_dtype) if torch.is_tensor(out) and out.is_floating_point() else out

@@ -103,7 +103,7 @@ ORIGINAL_PLANS = {
 # (README, "What a student gets"), so that each notebook runs top to bottom in about 10 minutes
 # there and shows what it promises. Notebooks not listed use the profile's own sizes.
 FAST_STEPS: dict[str, tuple[int, int]] = {
-    "02_Diffusion_Models": (1_000, 64),
+    "02_Diffusion_Models": (2_000, 64),
     "03_Optimizations": (1_500, 64),
     "04_Classifier_Free_Diffusion": (2_000, 64),
     "05_CLIP": (2_500, 64),
