@@ -145,7 +145,7 @@ def execute(nb_id: str, timeout: int, payoffs: bool = True, seed: int = 0):
         reseed(nb, seed)
     # no Output-widget stand-in: with one, a run can stall for good at an ``interact`` cell (jupyter/nbclient#312)
     client = widgetless_client_class()(nb, timeout=timeout, kernel_name="python3",
-                            resources={"metadata": {"path": str(path.parent)}})
+                                       resources={"metadata": {"path": str(path.parent)}})
     cells, start, failed = [], time.perf_counter(), None
     with client.setup_kernel():
         for index, cell in enumerate(nb.cells):

@@ -36,6 +36,7 @@ from grader.watchdog import Watchdog
 PROBE = "the grader's probe"
 
 
+@lru_cache(maxsize=None)
 def widgetless_client_class():
     """nbclient's ``NotebookClient`` without widget stand-ins (also what ``benchmarks/course_run.py`` runs).
 
