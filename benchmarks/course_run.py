@@ -165,7 +165,17 @@ def execute(nb_id: str, timeout: int, payoffs: bool = True, seed: int = 0):
     train_seconds = sum(c["seconds"] for c in cells if c["trains"])
     return nb, {"notebook": nb_id, "seed": seed, "seconds": round(wall, 1), "train_seconds": round(train_seconds, 1),
                 "payoff": payoff, "figure": PAYOFFS.get(nb_id, (None, "-"))[1], "failed_cell": failed,
-                "slowest_cells": sorted(cells, key=lambda c: -c["seconds"])[:5]}
+                "slowest_cells": sorted(cells, key=lambda c: -c["seconds"])[:5], "training_notes": training_notes(nb)}
+
+
+def training_notes(nb) -> list[str]:
+    """What the training cells printed about their runs: each time-budget decision and summary line."""
+    notes = []
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            notes += [line.strip() for line in output.get("text", "").splitlines()
+                      if line.startswith("time budget:") or " steps" in line and " epoch(s), " in line]
+    return notes
 
 
 def save(nb, out: Path, stem: str) -> int:
@@ -255,7 +265,7 @@ def main(argv=None) -> int:
             results.append(result)
             print(f"  {result['seconds']:.0f} s (training {result['train_seconds']:.0f} s); payoff {result['payoff']}"
                   + (f"; stopped at cell {result['failed_cell']['index']}: {result['failed_cell']['error']}"
-                     if result["failed_cell"] else ""), flush=True)
+                     if result["failed_cell"] else ""), *result["training_notes"], sep="\n  ", flush=True)
             (out / "results.json").write_text(json.dumps(results, indent=1))
     report = table(results, args.profile, args.seed)
     (out / "table.md").write_text(report + "\n")

@@ -29,6 +29,7 @@ from torch import nn
 from .fast import training
 from .profiles import Profile
 from .runtime import COURSE_ROOT
+from .time_budget import StepLimit, TimeBudget
 
 if TYPE_CHECKING:
     from torch.optim.swa_utils import AveragedModel
@@ -49,6 +50,8 @@ class History:
     completed: bool = False
     resumed_from_checkpoint: bool = False
     path: str = ""  # FastPath.description of the path the (last) training session ran on
+    planned_steps: int | None = None  # the max_steps asked for
+    step_limit: int | None = None  # the steps kept after fitting a time budget (None: not cut)
 
     @property
     def steps(self) -> int:
@@ -58,7 +61,9 @@ class History:
         if not self.losses:
             return "no training steps yet"
         source = "loaded from checkpoint; " if self.resumed_from_checkpoint else ""
-        return (f"{source}{self.steps} steps in {self.epochs_done} epoch(s), {self.seconds:.1f} s, "
+        cut = (f" (of {self.planned_steps:,} planned: time budget)"
+               if self.step_limit is not None and self.step_limit != self.planned_steps else "")
+        return (f"{source}{self.steps} steps{cut} in {self.epochs_done} epoch(s), {self.seconds:.1f} s, "
                 f"final loss {self.losses[-1]:.4f}" + (f"; path {self.path}" if self.path else ""))
 
 
@@ -121,7 +126,8 @@ def _planned_steps(batches, epochs: int, max_steps: int | None) -> int | None:
 def train(model: nn.Module, loss_fn: LossFn, batches: Iterable, *, epochs: int, lr: float,
           checkpoint: Path | str | None = None, max_steps: int | None = None,
           progress: bool = True, desc: str = "training", fast: bool | FastPath | None = None,
-          sync_every: int | None = None, averaged: AveragedModel | None = None) -> History:
+          sync_every: int | None = None, averaged: AveragedModel | None = None,
+          time_budget: TimeBudget | None = None) -> History:
     """Train ``model`` with Adam on ``loss_fn(model, batch)`` for each batch of each epoch.
 
     Args:
@@ -140,6 +146,10 @@ def train(model: nn.Module, loss_fn: LossFn, batches: Iterable, *, epochs: int, 
             moving average that also averages BatchNorm's statistics). ``update_parameters(model)``
             runs after every optimizer step, the checkpoint keeps it, and it ends in eval mode.
             None (default) keeps no average.
+        time_budget: fit the run to the machine (``utils.time_budget``): after its first steps are
+            timed, keep ``max_steps`` if they fit the budget's seconds, else as many as fit, not
+            fewer than its ``min_steps``; the decision is printed. None (default): no limit but
+            ``max_steps``. Ignored without ``max_steps``.
 
     Returns:
         The History, also of the epochs done before a restart when resuming; ``History.path``
@@ -159,16 +169,20 @@ def train(model: nn.Module, loss_fn: LossFn, batches: Iterable, *, epochs: int, 
             _eval(model, averaged)
             return history
         history.path = run.description
+        history.planned_steps = max_steps
+        limit = StepLimit(max_steps, time_budget, decided=history.step_limit)
         start = time.perf_counter() - history.seconds
         model.train()
         for epoch in range(history.epochs_done, epochs):
             bar = tqdm(batches, desc=f"{desc} {epoch + 1}/{epochs}", disable=not progress, leave=False)
-            history.epoch_losses.append(_train_epoch(run, optimizer, loss_fn, bar, history, max_steps, sync_every,
+            history.epoch_losses.append(_train_epoch(run, optimizer, loss_fn, bar, history, limit, sync_every,
                                                      averaged))
             history.epochs_done = epoch + 1
             history.path = run.description  # a measured path is known after the first step
             history.seconds = time.perf_counter() - start
-            stop = max_steps is not None and history.steps >= max_steps
+            if not limit.undecided and time_budget is not None:
+                history.step_limit = limit.max_steps
+            stop = limit.max_steps is not None and history.steps >= limit.max_steps
             history.completed = stop or history.epochs_done == epochs
             if checkpoint is not None:
                 _save(Path(checkpoint), model, optimizer, history, config, averaged)
@@ -196,12 +210,12 @@ def _eval(model: nn.Module, averaged: AveragedModel | None) -> None:
 
 
 def _train_epoch(run: TrainingRun, optimizer, loss_fn: LossFn, bar, history: History,
-                 max_steps: int | None, sync_every: int, averaged: AveragedModel | None) -> float:
+                 limit: StepLimit, sync_every: int, averaged: AveragedModel | None) -> float:
     """One pass over ``bar`` (the batches, behind a progress bar), stopping once the history holds
-    ``max_steps`` steps; the losses go into ``history``, read back from the device every
-    ``sync_every`` steps, and ``averaged`` (if any) follows the weights. Returns the epoch's mean
-    loss."""
-    total, count, pending = 0.0, 0, []
+    ``limit.max_steps`` steps; the losses go into ``history``, read back from the device every
+    ``sync_every`` steps (and the limit told of them), and ``averaged`` (if any) follows the weights.
+    Returns the epoch's mean loss."""
+    total, count, pending, first = 0.0, 0, [], history.steps
     for batch in bar:
         optimizer.zero_grad(set_to_none=True)
         loss = run.loss(loss_fn, batch)
@@ -210,16 +224,31 @@ def _train_epoch(run: TrainingRun, optimizer, loss_fn: LossFn, bar, history: His
         if averaged is not None:
             averaged.update_parameters(run.model)
         pending.append(loss.detach())
-        stop = max_steps is not None and history.steps + len(pending) >= max_steps
+        stop = limit.max_steps is not None and history.steps + len(pending) >= limit.max_steps
         if len(pending) >= sync_every or stop:
             values = _flush(pending, history)
             total, count = total + sum(values), count + len(values)
             bar.set_postfix(loss=f"{values[-1]:.4f}")
+            _observe(limit, history.steps, bar, first)
         if stop:
             break
     values = _flush(pending, history)
     total, count = total + sum(values), count + len(values)
     return total / max(count, 1)
+
+
+def _observe(limit: StepLimit, steps_done: int, bar, epoch_start: int) -> None:
+    """Tell ``limit`` the steps done; when that decides a cut, print why (above the progress bar,
+    which then ends where the run will stop; ``epoch_start``: the steps done before this epoch)."""
+    if not limit.undecided:
+        return
+    limit.observe(steps_done)
+    if not limit.undecided:
+        if limit.note:
+            bar.write(limit.note)
+        if bar.total is not None:  # the bar counts this epoch's batches: show where the run now stops
+            bar.total = min(bar.total, limit.max_steps - epoch_start)
+            bar.refresh()
 
 
 def _resume(checkpoint: Path | str | None, config: dict, model: nn.Module, optimizer,

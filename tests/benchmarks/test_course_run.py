@@ -74,3 +74,14 @@ def test_a_failing_cell_is_reported_and_the_notebook_still_saved(tmp_path, monke
     # an HTML page with the outputs; no notebook with outputs is left in the course
     assert sorted(p.name for p in out.iterdir()) == ["99_Fake.html"]
     assert "the verdict failed" in (out / "99_Fake.html").read_text()
+
+
+def test_the_training_notes_are_the_budget_decisions_and_summaries():
+    cell = code_cell("train(...)")
+    cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=(
+        "time budget: 748 ms a step here, so 1,500 steps would take 18.7 min; training 1,000\n"
+        "10,000 training images\n"
+        "1000 steps (of 1,500 planned: time budget) in 1 epoch(s), 752.0 s, final loss 0.0650\n"))]
+    assert course_run.training_notes(notebook(markdown_cell("1000 steps in prose"), cell)) == [
+        "time budget: 748 ms a step here, so 1,500 steps would take 18.7 min; training 1,000",
+        "1000 steps (of 1,500 planned: time budget) in 1 epoch(s), 752.0 s, final loss 0.0650"]

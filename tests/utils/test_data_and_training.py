@@ -158,7 +158,7 @@ def test_profiles(monkeypatch):
 
 @pytest.mark.parametrize("notebook", sorted(FAST_STEPS))
 def test_the_fast_profile_trains_each_notebook_for_its_measured_steps(notebook):
-    steps, batch = FAST_STEPS[notebook]
+    steps, batch = FAST_STEPS[notebook].steps, FAST_STEPS[notebook].batch
     plan = train_plan(notebook, PROFILES["fast"])
     assert (plan.max_steps, plan.batch_size, plan.train_images) == (steps, batch, None)
     # enough epochs to reach the steps on the smallest split a notebook trains on (06: 60,000)
