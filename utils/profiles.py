@@ -150,7 +150,7 @@ def train_plan(notebook: str, profile: Profile) -> TrainPlan:
     plan = ORIGINAL_PLANS[notebook]
     if profile.name == "fast" and notebook in FAST_STEPS:
         size = FAST_STEPS[notebook]
-        budget = (None if os.environ.get("COURSE_TIME_BUDGET", "").strip().lower() == "off"
+        budget = (None if os.environ.get("COURSE_TIME_BUDGET", "").strip().lower() in ("off", "0", "false", "no")
                   else TimeBudget(size.seconds, size.min_steps))
         return replace(plan, epochs=-(-size.steps * size.batch // SMALLEST_SPLIT), batch_size=size.batch,
                        train_images=None, max_steps=size.steps, time_budget=budget)

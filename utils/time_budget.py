@@ -8,8 +8,9 @@ fit, but never fewer than ``min_steps``: the fewest with which the notebook stil
 promises (measured; README, "What a student gets"). A run that needs more than its budget even then
 says how long it will take before it takes it.
 
-``COURSE_TIME_BUDGET=off`` in the environment trains every planned step whatever the machine
-(``utils.profiles.train_plan`` reads it).
+``COURSE_TIME_BUDGET=off`` (or ``0``, ``false``, ``no``) in the environment trains every planned step
+whatever the machine (``utils.profiles.train_plan`` reads it); a run a budget cut earlier then goes on
+from its checkpoint to the planned steps.
 """
 from __future__ import annotations
 
@@ -45,26 +46,30 @@ def fitted_steps(planned: int, step_seconds: float, budget: TimeBudget) -> int:
     """The steps a run of ``planned`` steps keeps when each takes ``step_seconds``.
 
     ``planned`` if they fit ``budget.seconds``; else the largest multiple of ``ROUND_TO`` that fits,
-    but never below ``budget.min_steps`` (nor above ``planned``).
+    but never below ``budget.min_steps`` or ``ROUND_TO`` (nor above ``planned``).
     """
     if planned * step_seconds <= budget.seconds:
         return planned
     fit = int(budget.seconds / step_seconds) // ROUND_TO * ROUND_TO
-    return min(planned, max(fit, budget.min_steps, 1))
+    return min(planned, max(fit, budget.min_steps, ROUND_TO))
 
 
 class StepLimit:
     """The step a run stops at: ``max_steps``, cut to ``budget`` once the first steps are timed.
 
     ``observe(steps_done)`` is called whenever the run knows how many steps are done (on a GPU only
-    after the device has finished them: the loss is read back then). The first call at or past
-    ``warmup`` steps starts the clock; the first at or past ``warmup + timed`` decides.
+    after the device has finished them: the loss is read back then). Counting from ``steps_done`` at
+    creation (a resumed run's earlier steps), the first call at or past ``warmup`` more steps starts the
+    clock and the first at or past ``warmup + timed`` decides; the decision never stops the run before
+    the steps already done. ``decided``: a decision kept from an earlier session of the same run.
     """
 
-    def __init__(self, max_steps: int | None, budget: TimeBudget | None, decided: int | None = None):
+    def __init__(self, max_steps: int | None, budget: TimeBudget | None, decided: int | None = None,
+                 steps_done: int = 0):
         self.max_steps = max_steps if decided is None else decided
         self.budget = budget if decided is None and max_steps is not None else None
         self.note = ""
+        self._first = steps_done
         self._start: tuple[int, float] | None = None
 
     @property
@@ -76,19 +81,19 @@ class StepLimit:
             return
         now = clock() if now is None else now
         if self._start is None:
-            if steps_done >= self.budget.warmup:
+            if steps_done - self._first >= self.budget.warmup:
                 self._start = (steps_done, now)
             return
         first, began = self._start
         if steps_done - first < self.budget.timed:
             return
         step_seconds = (now - began) / (steps_done - first)
-        self.note = self._decide(step_seconds)
+        self.note = self._decide(step_seconds, steps_done)
         self.budget = None
 
-    def _decide(self, step_seconds: float) -> str:
+    def _decide(self, step_seconds: float, steps_done: int) -> str:
         planned, budget = self.max_steps, self.budget
-        kept = fitted_steps(planned, step_seconds, budget)
+        kept = max(fitted_steps(planned, step_seconds, budget), steps_done)
         self.max_steps = kept
         per_step = f"{1000 * step_seconds:.0f} ms a step here"
         if kept == planned and planned * step_seconds <= budget.seconds:

@@ -63,7 +63,7 @@ class History:
         source = "loaded from checkpoint; " if self.resumed_from_checkpoint else ""
         cut = (f" (of {self.planned_steps:,} planned: time budget)"
                if self.step_limit is not None and self.step_limit != self.planned_steps else "")
-        return (f"{source}{self.steps} steps{cut} in {self.epochs_done} epoch(s), {self.seconds:.1f} s, "
+        return (f"{source}{self.steps:,} steps{cut} in {self.epochs_done} epoch(s), {self.seconds:.1f} s, "
                 f"final loss {self.losses[-1]:.4f}" + (f"; path {self.path}" if self.path else ""))
 
 
@@ -165,16 +165,19 @@ def train(model: nn.Module, loss_fn: LossFn, batches: Iterable, *, epochs: int, 
             sync_every = 1 if run.path.device_type == "cpu" else 50
         optimizer = run.adam(lr)
         history = _resume(checkpoint, config, model, optimizer, averaged)
+        if time_budget is None and history.step_limit is not None and history.steps < (max_steps or 0):
+            history.completed, history.step_limit = False, None  # no budget now: train the steps one cut
         if history.completed:
             _eval(model, averaged)
             return history
         history.path = run.description
         history.planned_steps = max_steps
-        limit = StepLimit(max_steps, time_budget, decided=history.step_limit)
+        limit = StepLimit(max_steps, time_budget, decided=history.step_limit, steps_done=history.steps)
         start = time.perf_counter() - history.seconds
         model.train()
         for epoch in range(history.epochs_done, epochs):
-            bar = tqdm(batches, desc=f"{desc} {epoch + 1}/{epochs}", disable=not progress, leave=False)
+            bar = tqdm(batches, desc=f"{desc} {epoch + 1}/{epochs}", total=_epoch_total(batches, limit, history.steps),
+                       disable=not progress, leave=False)
             history.epoch_losses.append(_train_epoch(run, optimizer, loss_fn, bar, history, limit, sync_every,
                                                      averaged))
             history.epochs_done = epoch + 1
@@ -230,11 +233,22 @@ def _train_epoch(run: TrainingRun, optimizer, loss_fn: LossFn, bar, history: His
             total, count = total + sum(values), count + len(values)
             bar.set_postfix(loss=f"{values[-1]:.4f}")
             _observe(limit, history.steps, bar, first)
+            stop = limit.max_steps is not None and history.steps >= limit.max_steps  # a cut may stop it now
         if stop:
             break
     values = _flush(pending, history)
     total, count = total + sum(values), count + len(values)
+    _observe(limit, history.steps, bar, first)
     return total / max(count, 1)
+
+
+def _epoch_total(batches, limit: StepLimit, steps_done: int) -> int | None:
+    """The progress bar's length for the next epoch: its batches, or fewer where the run stops first."""
+    try:
+        total = len(batches)
+    except TypeError:
+        return None
+    return total if limit.max_steps is None else max(0, min(total, limit.max_steps - steps_done))
 
 
 def _observe(limit: StepLimit, steps_done: int, bar, epoch_start: int) -> None:

@@ -19,6 +19,7 @@ def test_the_floor_wins_over_the_budget():
     assert fitted_steps(1_500, 0.75, TimeBudget(330, 750)) == 750        # 440 fit, but 750 are needed
     assert fitted_steps(2_000, 1.9, TimeBudget(300, 2_000)) == 2_000
     assert fitted_steps(600, 5.0, TimeBudget(10, 750)) == 600            # never above the plan
+    assert fitted_steps(600, 5.0, TimeBudget(10)) == 50                  # nor below one round of 50
 
 
 def test_a_budget_must_be_positive():
@@ -52,7 +53,7 @@ def test_a_fast_machine_gets_no_note():
     assert limit.max_steps == 1_500 and limit.note == ""
 
 
-def _slow_run(monkeypatch, budget, checkpoint=None, max_steps=60):
+def _slow_run(monkeypatch, budget, checkpoint=None, max_steps=60, epochs=6):
     torch.manual_seed(0)
     model = torch.nn.Linear(3, 1)
     xs = [torch.randn(8, 3) for _ in range(10)]
@@ -63,7 +64,7 @@ def _slow_run(monkeypatch, budget, checkpoint=None, max_steps=60):
         return (m(x) - x.sum(1, keepdim=True)).pow(2).mean()
 
     monkeypatch.setattr("utils.time_budget.clock", lambda: clock["t"])
-    return train(model, loss_fn, xs, epochs=6, lr=0.05, max_steps=max_steps, progress=False,
+    return train(model, loss_fn, xs, epochs=epochs, lr=0.05, max_steps=max_steps, progress=False,
                  time_budget=budget, checkpoint=checkpoint)
 
 
@@ -91,3 +92,52 @@ def test_the_fast_profile_carries_each_budget_and_the_switch_turns_it_off(monkey
         assert train_plan(notebook, PROFILES["full"]).time_budget is None
     monkeypatch.setenv("COURSE_TIME_BUDGET", "off")
     assert train_plan("03_Optimizations", PROFILES["fast"]).time_budget is None
+
+
+def test_a_cut_stops_the_run_at_once(monkeypatch):
+    history = _slow_run(monkeypatch, TimeBudget(0.5, 0, warmup=1, timed=2))   # decided at step 3: keep 50
+    assert history.steps == 50
+    limit = StepLimit(60, TimeBudget(1, 0, warmup=0, timed=2), steps_done=0)
+    limit.observe(0, 0.0)
+    limit.observe(70, 35.0)                                              # past any fit: keep what is done
+    assert limit.max_steps == 70
+
+
+def test_switching_the_budget_off_trains_the_steps_a_cut_left_out(monkeypatch, tmp_path):
+    ckpt = tmp_path / "run.pt"
+    assert _slow_run(monkeypatch, TimeBudget(25, 0, warmup=2, timed=4), ckpt).steps == 50
+    again = _slow_run(monkeypatch, None, ckpt)                           # COURSE_TIME_BUDGET=off
+    assert again.steps == 60 and again.completed and again.step_limit is None
+    assert "planned" not in again.summary()
+
+
+def test_a_resumed_run_times_its_own_steps_and_never_cuts_below_them(monkeypatch, tmp_path):
+    ckpt, clock = tmp_path / "run.pt", {"t": 0.0, "calls": 0}
+    monkeypatch.setattr("utils.time_budget.clock", lambda: clock["t"])
+    xs = [torch.randn(8, 3) for _ in range(10)]
+
+    def loss_fn(m, x):
+        clock["t"] += 0.5
+        clock["calls"] += 1
+        if clock["calls"] == 125:
+            raise KeyboardInterrupt  # the kernel dies in epoch 13; the checkpoint holds 12 epochs
+        return (m(x) - x.sum(1, keepdim=True)).pow(2).mean()
+
+    def run(budget):
+        torch.manual_seed(0)
+        return train(torch.nn.Linear(3, 1), loss_fn, xs, epochs=20, lr=0.05, max_steps=200, progress=False,
+                     time_budget=budget, checkpoint=ckpt)
+
+    with pytest.raises(KeyboardInterrupt):
+        run(None)                                                        # saved before any budget decided
+    resumed = run(TimeBudget(25, 0, warmup=2, timed=4))                  # 50 steps fit, 120 are done
+    assert resumed.resumed_from_checkpoint and resumed.steps == 126      # decided after 2 + 4 of its own steps
+    assert resumed.completed and resumed.step_limit == 126
+
+
+def test_the_environment_switch(monkeypatch):
+    for value in ("off", "OFF", "0", "false", "no"):
+        monkeypatch.setenv("COURSE_TIME_BUDGET", value)
+        assert train_plan("04_Classifier_Free_Diffusion", PROFILES["fast"]).time_budget is None
+    monkeypatch.setenv("COURSE_TIME_BUDGET", "on")
+    assert train_plan("04_Classifier_Free_Diffusion", PROFILES["fast"]).time_budget is not None
