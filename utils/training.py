@@ -245,10 +245,14 @@ def _train_epoch(run: TrainingRun, optimizer, loss_fn: LossFn, bar, history: His
 def _epoch_total(batches, limit: StepLimit, steps_done: int) -> int | None:
     """The progress bar's length for the next epoch: its batches, or fewer where the run stops first."""
     try:
-        total = len(batches)
+        return _bar_length(len(batches), limit, steps_done)
     except TypeError:
         return None
-    return total if limit.max_steps is None else max(0, min(total, limit.max_steps - steps_done))
+
+
+def _bar_length(batches: int, limit: StepLimit, epoch_start: int) -> int:
+    """An epoch of ``batches`` begun after ``epoch_start`` steps: how many of them the run will take."""
+    return batches if limit.max_steps is None else max(0, min(batches, limit.max_steps - epoch_start))
 
 
 def _observe(limit: StepLimit, steps_done: int, bar, epoch_start: int) -> None:
@@ -261,7 +265,7 @@ def _observe(limit: StepLimit, steps_done: int, bar, epoch_start: int) -> None:
         if limit.note:
             bar.write(limit.note)
         if bar.total is not None:  # the bar counts this epoch's batches: show where the run now stops
-            bar.total = min(bar.total, limit.max_steps - epoch_start)
+            bar.total = _bar_length(bar.total, limit, epoch_start)
             bar.refresh()
 
 
