@@ -245,14 +245,15 @@ def _train_epoch(run: TrainingRun, optimizer, loss_fn: LossFn, bar, history: His
 def _epoch_total(batches, limit: StepLimit, steps_done: int) -> int | None:
     """The progress bar's length for the next epoch: its batches, or fewer where the run stops first."""
     try:
-        return _bar_length(len(batches), limit, steps_done)
+        n_batches = len(batches)
     except TypeError:
         return None
+    return _bar_length(n_batches, limit, steps_done)
 
 
-def _bar_length(batches: int, limit: StepLimit, epoch_start: int) -> int:
-    """An epoch of ``batches`` begun after ``epoch_start`` steps: how many of them the run will take."""
-    return batches if limit.max_steps is None else max(0, min(batches, limit.max_steps - epoch_start))
+def _bar_length(n_batches: int, limit: StepLimit, epoch_start: int) -> int:
+    """An epoch of ``n_batches`` begun after ``epoch_start`` steps: how many of them the run will take."""
+    return n_batches if limit.max_steps is None else max(0, min(n_batches, limit.max_steps - epoch_start))
 
 
 def _observe(limit: StepLimit, steps_done: int, bar, epoch_start: int) -> None:
